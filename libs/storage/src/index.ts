@@ -1,0 +1,4 @@
+export * from './ids.ts';
+export * from './timestamp.ts';
+export * from './errors.ts';
+export * from './interface.ts';
