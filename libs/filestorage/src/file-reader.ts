@@ -1,0 +1,277 @@
+/**
+ * Positional reading of a FileStorage data file: transaction headers forward and backward,
+ * data records, backpointer chains. Every problem is reported as a CorruptedDataError /
+ * CorruptedError naming the file and the byte position (spec §3.5 invariants).
+ *
+ * Reads use fs.readSync with an explicit position, so one file descriptor can be shared with
+ * a writer that appends (the reader never trusts bytes past the `end` it is given).
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { POSKeyError } from '@zeo-ts/storage';
+import { CorruptedDataError, CorruptedError, FileStorageFormatError } from './errors.ts';
+import {
+  BACKPOINTER_RECORD_LEN,
+  DATA_HDR_LEN,
+  MAGIC_LEN,
+  RecordFormatError,
+  STATUS_CHECKPOINT,
+  TRANS_HDR_LEN,
+  checkMagic,
+  decodeDataHeader,
+  decodeTxnHeader,
+  decodeTxnMeta,
+  readPos,
+  type DataHeader,
+  type TxnHeader,
+  type TxnMeta,
+} from './format.ts';
+
+/** A transaction header read from the file, with its position and derived positions. */
+export interface TxnHeaderAt extends TxnHeader {
+  /** position of the header */
+  pos: number;
+  /** header length (23 + ulen + dlen + elen); first record at pos + hlen */
+  hlen: number;
+  /** pos + tlen: where the redundant length is; the next transaction is at end + 8 */
+  end: number;
+}
+
+/** A data record read from the file. */
+export interface DataRecordAt extends DataHeader {
+  pos: number;
+  /** the pickle when plen > 0, else null */
+  data: Buffer | null;
+  /** backpointer when plen == 0 (0 = object deleted / creation undone); 0 for data records */
+  back: number;
+  /** position just after this record */
+  next: number;
+}
+
+/** How a forward walk should treat a bad transaction: throw, or stop quietly. */
+export type WalkMode = 'strict' | 'lenient';
+
+export class FileReader {
+  readonly fd: number;
+  /** file name used in error messages */
+  readonly name: string;
+  private readonly ownsFd: boolean;
+  private readonly hdr = Buffer.allocUnsafe(BACKPOINTER_RECORD_LEN);
+
+  constructor(fd: number, name: string, ownsFd = false) {
+    this.fd = fd;
+    this.name = name;
+    this.ownsFd = ownsFd;
+  }
+
+  /** Open `path` read-only and check its magic (FileStorageFormatError when not FS30). */
+  static open(path: string): FileReader {
+    const fd = openSync(path, 'r');
+    const r = new FileReader(fd, path, true);
+    try {
+      r.checkMagic();
+    } catch (e) {
+      r.close();
+      throw e;
+    }
+    return r;
+  }
+
+  close(): void {
+    if (this.ownsFd) closeSync(this.fd);
+  }
+
+  /** Physical size of the file. */
+  size(): number {
+    return fstatSync(this.fd).size;
+  }
+
+  /** Throw FileStorageFormatError unless the file starts with FS30. */
+  checkMagic(): void {
+    const b = Buffer.alloc(MAGIC_LEN);
+    const n = readSync(this.fd, b, 0, MAGIC_LEN, 0);
+    const m = checkMagic(b.subarray(0, n));
+    if (m === 'fs21') throw new FileStorageFormatError(this.name, 0, 'FS21 file (written by ZODB on Python 2) needs conversion; invalid file header');
+    if (m !== 'ok') throw new FileStorageFormatError(this.name, 0, 'invalid file header (not FS30)');
+  }
+
+  /** Read up to `len` bytes at `pos` into `buf` (from 0); returns the count read. */
+  readInto(buf: Buffer, len: number, pos: number): number {
+    let got = 0;
+    // bounded: each iteration either reads > 0 bytes or stops
+    while (got < len) {
+      const n = readSync(this.fd, buf, got, len - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got;
+  }
+
+  /** Read exactly `len` bytes at `pos`; CorruptedDataError naming `what` when the file is shorter. */
+  readExact(pos: number, len: number, what = 'data'): Buffer {
+    const b = Buffer.allocUnsafe(len);
+    const n = this.readInto(b, len, pos);
+    if (n !== len) throw new CorruptedDataError(this.name, pos, `short read of ${what} (${n} of ${len} bytes)`);
+    return b;
+  }
+
+  /** The transaction header at `pos` (fixed part only). Checks tlen >= hlen. */
+  readTxnHeader(pos: number): TxnHeaderAt {
+    const n = this.readInto(this.hdr, TRANS_HDR_LEN, pos);
+    if (n !== TRANS_HDR_LEN) throw new CorruptedError(this.name, pos, `truncated transaction header (${n} of ${TRANS_HDR_LEN} bytes)`);
+    let h: TxnHeader;
+    try {
+      h = decodeTxnHeader(this.hdr, 0);
+    } catch (e) {
+      throw this.wrap(e, pos, 'bad transaction header');
+    }
+    const hlen = TRANS_HDR_LEN + h.ulen + h.dlen + h.elen;
+    if (h.tlen < hlen) throw new CorruptedError(this.name, pos, `invalid transaction header (tlen ${h.tlen} < header length ${hlen})`);
+    return { ...h, pos, hlen, end: pos + h.tlen };
+  }
+
+  /** user, description and extension of a transaction. */
+  readTxnMeta(h: TxnHeaderAt): TxnMeta {
+    const b = this.readExact(h.pos, h.hlen, 'transaction metadata');
+    return decodeTxnMeta(h, b, 0);
+  }
+
+  /** The 8-byte redundant length at `pos` (end of a transaction). */
+  readPosAt(pos: number, what = 'length'): number {
+    const n = this.readInto(this.hdr, 8, pos);
+    if (n !== 8) throw new CorruptedError(this.name, pos, `short read of ${what}`);
+    try {
+      return readPos(this.hdr, 0);
+    } catch (e) {
+      throw this.wrap(e, pos, `bad ${what}`);
+    }
+  }
+
+  /**
+   * A complete, validated transaction at `pos` within `[.., limit)`: header, redundant length.
+   * Throws CorruptedError naming the position for any inconsistency.
+   */
+  readTxn(pos: number, limit: number): TxnHeaderAt {
+    const h = this.readTxnHeader(pos);
+    if (h.end + 8 > limit) throw new CorruptedError(this.name, pos, `transaction extends past the end of data (${h.end + 8} > ${limit})`);
+    const rtl = this.readPosAt(h.end, 'redundant transaction length');
+    if (rtl !== h.tlen) throw new CorruptedError(this.name, h.end, `redundant transaction length ${rtl} != ${h.tlen} of the transaction at ${pos}`);
+    return h;
+  }
+
+  /** The transaction ending just before `pos` (a transaction boundary > 4), validated; null at the start. */
+  txnBefore(pos: number): TxnHeaderAt | null {
+    if (pos <= MAGIC_LEN) return null;
+    const tlen = this.readPosAt(pos - 8, 'redundant transaction length');
+    const tpos = pos - 8 - tlen;
+    if (tpos < MAGIC_LEN) throw new CorruptedError(this.name, pos - 8, `redundant transaction length ${tlen} points before the file start`);
+    const h = this.readTxnHeader(tpos);
+    if (h.tlen !== tlen) throw new CorruptedError(this.name, tpos, `transaction length ${h.tlen} != redundant length ${tlen} at ${pos - 8}`);
+    return h;
+  }
+
+  /**
+   * Walk committed transactions forward from `start` to `end` (a known-good end of data).
+   * Stops before a 'c' transaction. In 'strict' mode damage throws; in 'lenient' mode the walk
+   * stops at it.
+   */
+  *transactions(start: number, end: number, mode: WalkMode = 'strict'): Generator<TxnHeaderAt> {
+    let pos = start;
+    let guard = 0;
+    while (pos < end) {
+      if (++guard > Number.MAX_SAFE_INTEGER) break;
+      let h: TxnHeaderAt;
+      try {
+        h = this.readTxn(pos, end);
+      } catch (e) {
+        if (mode === 'lenient') return;
+        throw e;
+      }
+      if (h.status === STATUS_CHECKPOINT) return;
+      yield h;
+      pos = h.end + 8;
+    }
+  }
+
+  /** Walk transactions backward from `end` (a transaction boundary) down to `stopAt` (default 4). */
+  *transactionsBackward(end: number, stopAt = MAGIC_LEN): Generator<TxnHeaderAt> {
+    let pos = end;
+    while (pos > stopAt) {
+      const h = this.txnBefore(pos);
+      if (!h) return;
+      if (h.pos >= pos) throw new CorruptedError(this.name, pos, 'backward walk did not move');
+      yield h;
+      pos = h.pos;
+    }
+  }
+
+  /** The fixed header of the data record at `pos` (no data). Rejects vlen != 0. */
+  readDataHeader(pos: number): DataHeader {
+    const n = this.readInto(this.hdr, DATA_HDR_LEN, pos);
+    if (n !== DATA_HDR_LEN) throw new CorruptedDataError(this.name, pos, `truncated data record header (${n} of ${DATA_HDR_LEN} bytes)`);
+    let h: DataHeader;
+    try {
+      h = decodeDataHeader(this.hdr, 0);
+    } catch (e) {
+      throw this.wrap(e, pos, 'bad data record header');
+    }
+    if (h.vlen !== 0) throw new CorruptedDataError(this.name, pos, `non-zero version length ${h.vlen}; versions aren't supported`);
+    return h;
+  }
+
+  /** The data record at `pos` with its data or backpointer. */
+  readRecord(pos: number): DataRecordAt {
+    const h = this.readDataHeader(pos);
+    if (h.plen > 0) {
+      const data = this.readExact(pos + DATA_HDR_LEN, h.plen, 'record data');
+      return { ...h, pos, data, back: 0, next: pos + DATA_HDR_LEN + h.plen };
+    }
+    const back = this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
+    if (back !== 0 && back >= pos) throw new CorruptedDataError(this.name, pos, `backpointer ${back} does not point before the record`);
+    return { ...h, pos, data: null, back, next: pos + BACKPOINTER_RECORD_LEN };
+  }
+
+  /**
+   * The records of a transaction in file order, each checked to lie inside the transaction
+   * and to name it in tloc. Checks that the records add up to the transaction end.
+   */
+  *records(t: TxnHeaderAt, mode: WalkMode = 'strict'): Generator<DataRecordAt> {
+    let pos = t.pos + t.hlen;
+    while (pos < t.end) {
+      let r: DataRecordAt;
+      try {
+        r = this.readRecord(pos);
+        if (r.tloc !== t.pos) throw new CorruptedDataError(this.name, pos, `data record tloc ${r.tloc} != transaction position ${t.pos}`);
+        if (r.next > t.end) throw new CorruptedDataError(this.name, pos, `data record exceeds transaction record (ends at ${r.next} > ${t.end})`);
+      } catch (e) {
+        if (mode === 'lenient') return;
+        throw e;
+      }
+      yield r;
+      pos = r.next;
+    }
+    if (pos !== t.end && mode === 'strict') throw new CorruptedDataError(this.name, t.pos, `data records don't add up (${pos} != ${t.end})`);
+  }
+
+  /**
+   * Follow backpointers from `pos` until a record with data (spec §9 loadBack). POSKeyError
+   * when the chain ends in a zero backpointer. Positions must strictly decrease (bounded).
+   */
+  loadBack(oid: bigint, pos: number): { data: Buffer; tid: bigint; pos: number; tloc: number } {
+    let p = pos;
+    let last = Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      if (p === 0) throw new POSKeyError(oid);
+      if (p >= last) throw new CorruptedDataError(this.name, p, `backpointer loop (position ${p} not below ${last})`);
+      last = p;
+      const r = this.readRecord(p);
+      if (r.oid !== oid) throw new CorruptedDataError(this.name, p, `record oid ${r.oid.toString(16).padStart(16, '0')} != expected ${oid.toString(16).padStart(16, '0')} (bad backpointer?)`);
+      if (r.data) return { data: r.data, tid: r.tid, pos: p, tloc: r.tloc };
+      p = r.back;
+    }
+  }
+
+  private wrap(e: unknown, pos: number, what: string): Error {
+    if (e instanceof RecordFormatError) return new CorruptedDataError(this.name, pos + e.offset, `${what}: ${e.message}`);
+    return e as Error;
+  }
+}
