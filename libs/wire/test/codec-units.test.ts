@@ -1,0 +1,155 @@
+// Unit tests of framing (§3), handshake (§4) and error mapping (§6.4/§6.5).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ConflictError, ReadConflictError, POSKeyError, ReadOnlyError, StorageTransactionError, MultipleUndoErrors, UndoError,
+  p64,
+} from '@zeo-ts/storage';
+import {
+  FrameDecoder, FrameTooLargeError, encodeFrame, frameHeader, announcement, parseClientHandshake, clientAnswer,
+  ProtocolError, errorToWire, errorFromWire, errorReply, getWireState, withWireState, PythonError, ServerException,
+  M5Codec, wireEquals, pyList, isPyList, pythonJson, packValue, unpackValue, PyFloat, truthy, isOneWay, isErrorReply,
+} from '../src/index.ts';
+
+test('zeo5 W-1: FrameDecoder reassembles split and coalesced frames, including empty payloads', () => {
+  const frames = [Buffer.from('a'), Buffer.alloc(0), Buffer.alloc(1000, 7), Buffer.from('xyz')];
+  const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+  const dec = new FrameDecoder();
+  const got: Buffer[] = [];
+  for (let i = 0; i < stream.length; i++) got.push(...dec.push(stream.subarray(i, i + 1)));
+  assert.deepEqual(got, frames);
+  assert.equal(dec.streamOffset, stream.length);
+  assert.deepEqual(new FrameDecoder().push(stream), frames);
+});
+
+test('zeo5 W-2: a header beyond the maximum throws FrameTooLargeError before the payload arrives; decoder stays failed', () => {
+  const dec = new FrameDecoder(1024);
+  assert.deepEqual(dec.push(encodeFrame(Buffer.alloc(1024))).length, 1);
+  assert.throws(() => dec.push(frameHeader(1025)), (e: unknown) => e instanceof FrameTooLargeError && e instanceof ProtocolError
+    && e.length === 1025 && e.streamOffset === 1028 && /1025/.test(e.message));
+  assert.throws(() => dec.push(Buffer.from('x')), FrameTooLargeError);
+  // default maximum is 256 MiB (W-2: at least 256 MiB accepted)
+  const big = new FrameDecoder();
+  assert.equal(big.maxFrame, 256 * 1024 * 1024);
+  assert.deepEqual(big.push(frameHeader(256 * 1024 * 1024)), []);
+  assert.throws(() => new FrameDecoder().push(Buffer.from('ffffffff', 'hex')), FrameTooLargeError);
+});
+
+test('zeo5 §4.1/§4.3 S-1/S-2: announcements and the server acceptance rule', () => {
+  assert.equal(announcement('M').toString('hex'), '4d35');
+  assert.equal(announcement('Z').toString('hex'), '5a35');
+  assert.deepEqual(parseClientHandshake(Buffer.from('M5')), { kind: 'protocol', letter: 'M' });
+  assert.deepEqual(parseClientHandshake(Buffer.from('Z5')), { kind: 'protocol', letter: 'Z' });
+  assert.deepEqual(parseClientHandshake(Buffer.from('ruok')), { kind: 'ruok' });
+  for (const bad of ['M4', 'Z4', 'Z3101', 'X5', 'M55', '', 'm5', 'RUOK']) {
+    assert.throws(() => parseClientHandshake(Buffer.from(bad)), ProtocolError, bad);
+  }
+  // a server without pickle refuses Z5
+  assert.throws(() => parseClientHandshake(Buffer.from('Z5'), ['M']), ProtocolError);
+});
+
+test('zeo5 §4.2 C-1: the client answer uses min(offered, "5") byte-wise and mirrors the letter', () => {
+  assert.equal(clientAnswer(Buffer.from('M5')).answer.toString(), 'M5');
+  assert.equal(clientAnswer(Buffer.from('Z5')).answer.toString(), 'Z5');
+  assert.equal(clientAnswer(Buffer.from('M99999')).answer.toString(), 'M5'); // b"99999" > b"5"
+  assert.throws(() => clientAnswer(Buffer.from('M4')), ProtocolError);
+  assert.throws(() => clientAnswer(Buffer.from('Z310')), ProtocolError); // b"310" < b"5"
+  assert.throws(() => clientAnswer(Buffer.from('Q5')), ProtocolError);
+  assert.throws(() => clientAnswer(Buffer.alloc(0)), ProtocolError);
+  // a client without pickle answers M5 to a Z5 announcement (§4.3 MAY)
+  assert.deepEqual(clientAnswer(Buffer.from('Z5'), ['M']), { answer: Buffer.from('M5'), letter: 'M' });
+});
+
+test('zeo5 §4.4: ruok JSON uses Python formatting and escapes non-ASCII', () => {
+  assert.equal(pythonJson({ '1': { a: 1, b: null, c: 'x', d: [1, 2], e: 1.5, f: true } }), '{"1": {"a": 1, "b": null, "c": "x", "d": [1, 2], "e": 1.5, "f": true}}');
+  assert.equal(pythonJson('é\u007f😀'), '"\\u00e9\\u007f\\ud83d\\ude00"');
+});
+
+const oid = p64(1n);
+const T1 = 0x03f58e0000000000n;
+const T2 = 0x03f58e0100000000n;
+
+test('zeo5 §6.4 S-7/S-8: exceptions become (class_name, state) with the reference shapes', () => {
+  assert.deepEqual(errorToWire(new ConflictError({ oid: 1n, serials: [T2, T1], className: 'persistent.mapping.PersistentMapping' })),
+    ['ZODB.POSException.ConflictError', { message: 'database conflict error', oid, class_name: 'persistent.mapping.PersistentMapping', serials: [p64(T2), p64(T1)] }]);
+  const [cls, st] = errorToWire(new ReadConflictError({ oid: 1n, serials: [T2, T1] }));
+  assert.equal(cls, 'ZODB.POSException.ReadConflictError');
+  assert.deepEqual(Object.keys(st), ['message', 'oid', 'class_name', 'serials']);
+  assert.equal((st as Record<string, unknown>)['message'], 'database read conflict error');
+  assert.equal((st as Record<string, unknown>)['class_name'], null);
+  assert.deepEqual(errorToWire(new POSKeyError(1n)), ['ZODB.POSException.POSKeyError', [oid]]);
+  assert.deepEqual(errorToWire(new ReadOnlyError()), ['ZODB.POSException.ReadOnlyError', []]);
+  assert.deepEqual(errorToWire(withWireState(new StorageTransactionError('x'), [null, 42])), ['ZODB.POSException.StorageTransactionError', [null, 42]]);
+  assert.deepEqual(errorToWire(new StorageTransactionError('Already voting (locked)')), ['ZODB.POSException.StorageTransactionError', ['Already voting (locked)']]);
+  assert.deepEqual(errorToWire(new PythonError('builtins.ValueError', ['unknown storage: x'])), ['builtins.ValueError', ['unknown storage: x']]);
+  assert.deepEqual(errorToWire(new UndoError('no', 1n)), ['ZODB.POSException.UndoError', { _reason: 'no', _oid: oid }]);
+  const mu = errorToWire(new MultipleUndoErrors([new UndoError('a', 1n), new UndoError('b')]));
+  assert.deepEqual(mu, ['ZODB.POSException.MultipleUndoErrors', { _reason: 'a', _oid: oid, _errs: [['a', oid], ['b', null]] }]);
+  assert.ok(isPyList((mu[1] as Record<string, unknown>)['_errs']));
+  assert.deepEqual(errorToWire(new Error('disk on fire')), ['ZODB.POSException.StorageError', ['Error: disk on fire']]);
+  // the §16 vector 7 bytes come out of errorReply
+  const frame = encodeFrame(new M5Codec().encode(errorReply(5, new ConflictError({ oid: 1n, serials: [T2, T1], className: 'persistent.mapping.PersistentMapping' }))));
+  assert.equal(frame.toString('hex').slice(0, 8), '000000a8');
+});
+
+test('zeo5 §6.5 C-6: received error replies map back to local error classes; unknown classes to ServerException', () => {
+  const ce = errorFromWire('ZODB.POSException.ConflictError', { message: 'database conflict error', oid, class_name: 'a.B', serials: [p64(T2), p64(T1)] });
+  assert.ok(ce instanceof ConflictError && !(ce instanceof ReadConflictError));
+  assert.equal((ce as ConflictError).oid, 1n);
+  assert.deepEqual((ce as ConflictError).serials, [T2, T1]);
+  assert.equal((ce as ConflictError).className, 'a.B');
+  const rce = errorFromWire('ZODB.POSException.ReadConflictError', { message: 'database read conflict error', oid, class_name: null, serials: [p64(T2), p64(T1)] });
+  assert.ok(rce instanceof ReadConflictError);
+  const pk = errorFromWire('ZODB.POSException.POSKeyError', [oid]);
+  assert.ok(pk instanceof POSKeyError && pk.oid === 1n);
+  assert.ok(errorFromWire('ZODB.POSException.ReadOnlyError', []) instanceof ReadOnlyError);
+  const ste = errorFromWire('ZODB.POSException.StorageTransactionError', [null, 5]);
+  assert.ok(ste instanceof StorageTransactionError);
+  assert.deepEqual(getWireState(ste), [null, 5]);
+  assert.deepEqual(errorToWire(ste), ['ZODB.POSException.StorageTransactionError', [null, 5]]); // relays unchanged
+  const ke = errorFromWire('builtins.KeyError', [3]);
+  assert.ok(ke instanceof PythonError && ke.pythonClass === 'builtins.KeyError');
+  const mu = errorFromWire('ZODB.POSException.MultipleUndoErrors', { _reason: 'a', _oid: oid, _errs: [['a', oid]] });
+  assert.ok(mu instanceof MultipleUndoErrors);
+  const se = errorFromWire('builtins.AttributeError', ["'ZEOStorage' object has no attribute 'new_oid'"]);
+  assert.ok(se instanceof ServerException && se.remoteClass === 'builtins.AttributeError');
+  assert.deepEqual(errorToWire(se), ['builtins.AttributeError', ["'ZEOStorage' object has no attribute 'new_oid'"]]);
+  // a conflict error whose state is not a map cannot be built: generic server error, no crash
+  assert.ok(errorFromWire('ZODB.POSException.ConflictError', ['x']) instanceof ServerException);
+});
+
+test('zeo5 §6.1 W-5/W-6: integer families, bigints, floats and rejects', () => {
+  const h = (v: Parameters<typeof packValue>[0]) => packValue(v).toString('hex');
+  assert.equal(h(0), '00');
+  assert.equal(h(-1), 'ff');
+  assert.equal(h(255), 'ccff');
+  assert.equal(h(0xffffffff), 'ceffffffff');
+  assert.equal(h(0x100000000), 'cf0000000100000000');
+  assert.equal(h(2n ** 64n - 1n), 'cfffffffffffffffff');
+  assert.equal(h(-(2n ** 63n)), 'd38000000000000000');
+  assert.equal(h(5n), '05');
+  assert.equal(h(-0x80000001), 'd3ffffffff7fffffff');
+  assert.equal(h(1.5), 'cb3ff8000000000000');
+  assert.equal(h(new PyFloat(2.5)), 'cb4004000000000000');
+  assert.equal(unpackValue(Buffer.from('cfffffffffffffffff', 'hex')), 2n ** 64n - 1n);
+  assert.equal(unpackValue(Buffer.from('cf00007f8ae79ab4cb', 'hex')), 140234567890123);
+  assert.throws(() => packValue(2n ** 64n), RangeError);
+  assert.throws(() => packValue(new Date() as never), TypeError);
+  // extension types, bin map keys and trailing bytes are protocol errors
+  assert.throws(() => unpackValue(Buffer.from('d6ff00000000', 'hex')), ProtocolError);
+  assert.throws(() => unpackValue(Buffer.from('81c40161c0', 'hex')), ProtocolError);
+  assert.throws(() => unpackValue(Buffer.from('c0c0', 'hex')), ProtocolError);
+  assert.throws(() => unpackValue(Buffer.from('92', 'hex')), ProtocolError);
+  assert.ok(wireEquals(pyList([1]), [1]) && !wireEquals(pyList([1]), [1], true));
+});
+
+test('zeo5 §5.2/§5.4: message classification and shape checks', () => {
+  const c = new M5Codec();
+  assert.ok(isOneWay(c.decode(c.encode({ msgid: 0, flags: true, method: 'storea', args: [] }))));
+  assert.ok(!isOneWay(c.decode(c.encode({ msgid: 1, flags: false, method: 'vote', args: [] }))));
+  assert.ok(isErrorReply({ msgid: 1, flags: 2, method: '.reply', args: ['x', []] }));
+  assert.ok(!truthy(0) && !truthy(false) && truthy(2) && truthy(true));
+  for (const bad of ['93010203', '940100a178910000', '9401c2019100', '9401c0a17890', '9401c2a178c0']) {
+    assert.throws(() => c.decode(Buffer.from(bad, 'hex')), ProtocolError, bad);
+  }
+});
