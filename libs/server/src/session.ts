@@ -1,0 +1,1094 @@
+/**
+ * One client connection's server side (the reference's ZEOStorage): the methods of
+ * zeo5-protocol §8 as handlers over decoded wire arguments, the per-connection transaction
+ * (§10.2), iterators (§8.6), and an ordered output so that replies and invalidations reach the
+ * client in an order that keeps its cache consistent (§5.7, §11.2).
+ *
+ * Output ordering: a synchronous call whose reply is computed right away (loads, ...) reserves its
+ * place in the connection's output when it ARRIVES; invalidations and delayed replies (vote, pack,
+ * undoLog/undoInfo) take their place when they are produced. A load reply that reports a revision
+ * as current therefore always precedes the invalidation of any transaction that committed after
+ * the load began (§11.2), whatever the storage's I/O latency.
+ */
+import {
+  ConflictError,
+  POSError,
+  POSKeyError,
+  ReadConflictError,
+  ReadOnlyError,
+  StorageError,
+  StorageTransactionError,
+  TransactionMetaData,
+  p64,
+  u64,
+  z64,
+  TimeStamp,
+  type Oid,
+  type Tid,
+  type TransactionRecord,
+  type DataRecord,
+} from '@zeo-ts/storage';
+import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
+import type { LockClient } from './lock.ts';
+import type { StorageEntry, StorageServer } from './server.ts';
+import {
+  PyFloat,
+  asBytes,
+  asBytes8,
+  asInt,
+  asNumber,
+  asOptBytes8,
+  asStr,
+  describe,
+  pyList,
+  truthy,
+  txnKey,
+  type PyListValue,
+} from './values.ts';
+
+/** What a session needs from its transport. */
+export interface ClientChannel {
+  /** peer address label: `host:port` or a socket path */
+  readonly peer: string;
+  /** send a successful reply (flag 0) */
+  reply(msgid: unknown, value: unknown): void;
+  /** send an error reply (flag 2) for an error carrying pythonClass/pythonArgs */
+  error(msgid: unknown, err: Error): void;
+  /** send a server→client one-way call (msgid 0, flag True) */
+  call(name: string, args: unknown[]): void;
+  /** close the connection (no further output) */
+  close(reason: string): void;
+}
+
+/** The methods a registered connection may call (zeo5-protocol §8.0). */
+export const REGISTERED_METHODS: ReadonlySet<string> = new Set([
+  'get_info', 'lastTransaction', 'getInvalidations', 'new_oids', 'pack', 'loadBefore', 'storea',
+  'checkCurrentSerialInTransaction', 'restorea', 'storeBlobStart', 'storeBlobChunk', 'storeBlobEnd',
+  'storeBlobShared', 'deleteObject', 'tpc_begin', 'vote', 'tpc_finish', 'tpc_abort', 'history',
+  'record_iternext', 'sendBlob', 'getTid', 'loadSerial', 'new_oid', 'undoa', 'undoLog', 'undoInfo',
+  'iterator_start', 'iterator_next', 'iterator_record_start', 'iterator_record_next', 'iterator_gc',
+  'server_status', 'set_client_label', 'ping',
+]);
+
+/** Methods whose replies are produced later and take their output place then (§5.5 rule 7). */
+const DELAYED = new Set(['vote', 'pack', 'undoLog', 'undoInfo']);
+
+/** Bound on the calls of one transaction log (storea etc.), protecting server memory. */
+const MAX_LOG_ENTRIES = 10_000_000;
+
+type LogOp =
+  | { op: 'store'; oid: Buffer; serial: Buffer; data: Buffer }
+  | { op: 'restore'; oid: Buffer; serial: Buffer; data: Buffer | null; prevTxn: Buffer | null }
+  | { op: 'delete'; oid: Buffer; serial: Buffer }
+  | { op: 'checkread'; oid: Buffer; serial: Buffer }
+  | { op: 'undo'; transId: Buffer };
+
+type TxnState = 'begun' | 'waiting' | 'voting' | 'voted' | 'finishing';
+
+interface Txn {
+  id: unknown;
+  key: string;
+  meta: TransactionMetaData;
+  tid: Tid | null;
+  status: string;
+  log: LogOp[];
+  logBytes: number;
+  state: TxnState;
+  /** a storage-level transaction is open (between storage.tpc_begin and finish/abort) */
+  storageBegun: boolean;
+  /** the vote/finish currently running, if any */
+  running: Promise<unknown> | null;
+  cancelled: boolean;
+}
+
+interface Slot {
+  ready: boolean;
+  actions: Array<() => void>;
+}
+
+interface TxnIterator {
+  kind: 'txn';
+  it: AsyncIterator<TransactionRecord>;
+}
+interface RecIterator {
+  kind: 'rec';
+  records: DataRecord[];
+  pos: number;
+}
+
+export class ZEOSession implements LockClient {
+  private entry: StorageEntry | null = null;
+  private readOnly: boolean;
+  private clientLabel: string | null = null;
+  private txn: Txn | null = null;
+  private readonly slots: Slot[] = [];
+  private closed = false;
+  private cleanup: Promise<void> | null = null;
+  private iteratorIds = 0;
+  private readonly iterators = new Map<number, TxnIterator | RecIterator>();
+  private readonly txnIteratorLast = new Map<number, TransactionRecord>();
+
+  constructor(
+    readonly server: StorageServer,
+    readonly channel: ClientChannel,
+  ) {
+    this.readOnly = server.options.read_only;
+  }
+
+  /** `(<client label> )<peer>` as in the reference's log lines. */
+  get label(): string {
+    return this.clientLabel === null ? this.channel.peer : `${this.clientLabel} ${this.channel.peer}`;
+  }
+
+  get storageName(): string | null {
+    return this.entry?.name ?? null;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get isReadOnly(): boolean {
+    return this.readOnly;
+  }
+
+  private log(level: 'debug' | 'info' | 'warn' | 'error' | 'fatal', msg: string, extra?: object): void {
+    this.server.log[level](extra ?? {}, `(${this.label}) ${msg}`);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Message entry point (§5.5)
+
+  /**
+   * Handle one decoded message. `flags` is the raw flag: truthy = one-way call.
+   * Messages with msgid -1 (heartbeats) are ignored in every state.
+   */
+  handle(msgid: unknown, flags: unknown, name: string, args: unknown[]): void {
+    if (this.closed) return;
+    if (msgid === -1 || msgid === -1n) return;
+    const oneway = truthy(flags);
+    const allowed = this.entry === null ? name === 'register' : REGISTERED_METHODS.has(name);
+    if (!allowed || typeof name !== 'string') {
+      this.log('warn', `invalid method ${JSON.stringify(String(name))} (${this.entry === null ? 'not registered' : 'registered'}); closing`);
+      this.closeConnection(`invalid method ${String(name)}`);
+      return;
+    }
+    if (!Array.isArray(args)) {
+      this.log('warn', `arguments of ${name} are not a sequence (${describe(args)}); closing`);
+      this.closeConnection(`bad arguments for ${name}`);
+      return;
+    }
+    if (oneway) {
+      this.handleOneWay(name, args);
+      return;
+    }
+    if (DELAYED.has(name)) {
+      let p: Promise<unknown>;
+      try {
+        p = Promise.resolve(this.dispatch(name, args));
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then(
+        (v) => this.push(() => this.channel.reply(msgid, v)),
+        (err) => this.push(() => this.sendError(msgid, name, err)),
+      );
+      return;
+    }
+    const slot = this.reserve();
+    let r: unknown;
+    try {
+      r = this.dispatch(name, args);
+    } catch (err) {
+      this.fill(slot, [() => this.sendError(msgid, name, err)]);
+      return;
+    }
+    const done = (v: unknown) => {
+      if (v instanceof FinishResult) {
+        this.fill(slot, [() => this.channel.call('info', [v.info]), () => this.channel.reply(msgid, v.tid)]);
+      } else {
+        this.fill(slot, [() => this.channel.reply(msgid, v)]);
+      }
+    };
+    if (r instanceof Promise) {
+      r.then(done, (err) => this.fill(slot, [() => this.sendError(msgid, name, err)]));
+    } else {
+      done(r);
+    }
+  }
+
+  private handleOneWay(name: string, args: unknown[]): void {
+    const fail = (err: unknown) => {
+      if (this.closed) return;
+      this.log('error', `one-way call ${name} failed: ${errText(err)}; closing the connection`);
+      this.closeConnection(`one-way ${name} failed`);
+    };
+    try {
+      const r = this.dispatch(name, args);
+      if (r instanceof Promise) r.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  private sendError(msgid: unknown, name: string, err: unknown): void {
+    const e = toWireError(err);
+    if (!(e instanceof POSKeyError) && !(e instanceof ConflictError) && !(e instanceof ReadOnlyError) && !(e instanceof StorageTransactionError)) {
+      this.log('warn', `${name} failed: ${errText(err)}`);
+    }
+    this.channel.error(msgid, e);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Ordered output
+
+  private reserve(): Slot {
+    const s: Slot = { ready: false, actions: [] };
+    this.slots.push(s);
+    return s;
+  }
+
+  private fill(slot: Slot, actions: Array<() => void>): void {
+    slot.actions = actions;
+    slot.ready = true;
+    this.flush();
+  }
+
+  /** Append output that is ready now, behind everything reserved before. */
+  private push(action: () => void): void {
+    this.slots.push({ ready: true, actions: [action] });
+    this.flush();
+  }
+
+  private flush(): void {
+    while (this.slots.length > 0 && this.slots[0]!.ready) {
+      const s = this.slots.shift()!;
+      if (this.closed) continue;
+      for (const a of s.actions) {
+        try {
+          a();
+        } catch (err) {
+          this.log('error', `cannot send: ${errText(err)}; closing`);
+          this.closeConnection('send failed');
+          return;
+        }
+      }
+    }
+  }
+
+  /** @internal server→client one-way call, in output order */
+  sendOneWay(name: string, args: unknown[]): void {
+    if (this.closed) return;
+    this.push(() => this.channel.call(name, args));
+  }
+
+  /** @internal invalidation of a transaction committed by another client (§11.1) */
+  sendInvalidation(tid: Tid, oids: Oid[]): void {
+    this.sendOneWay('invalidateTransaction', [p64(tid), pyList(oids.map((o) => p64(o)))]);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Connection end (§10.10, S-27)
+
+  /** The transport reports that the connection ended (for any reason). */
+  connectionLost(): Promise<void> {
+    this.closed = true;
+    return this.doCleanup();
+  }
+
+  /** Close the connection from the server side; cleanup still runs (unlike ZEO ≥ 5.4). */
+  closeConnection(reason: string): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      try {
+        this.channel.close(reason);
+      } catch {
+        /* already gone */
+      }
+    }
+    return this.doCleanup();
+  }
+
+  /** @internal server shutdown */
+  shutdown(reason: string): Promise<void> {
+    return this.closeConnection(reason);
+  }
+
+  private doCleanup(): Promise<void> {
+    if (!this.cleanup) {
+      this.cleanup = (async () => {
+        this.slots.length = 0;
+        const t = this.txn;
+        if (t) {
+          this.log('info', `disconnected during ${this.entry?.lock.isHolder(this) ? 'locked' : 'unlocked'} transaction`);
+          try {
+            await this.abortTxn(t, true);
+          } catch (err) {
+            this.log('error', `abort after disconnect failed: ${errText(err)}`);
+          }
+        } else {
+          this.log('info', 'disconnected');
+        }
+        for (const it of this.iterators.values()) if (it.kind === 'txn') void it.it.return?.().catch(() => undefined);
+        this.iterators.clear();
+        this.txnIteratorLast.clear();
+        if (this.entry) {
+          if (this.entry.sessions.delete(this)) this.entry.stats.connections--;
+          this.entry.lock.release(this);
+        }
+        this.server.forget(this);
+      })();
+    }
+    return this.cleanup;
+  }
+
+  /** LockClient: the transaction timeout expired while this connection held the commit lock. */
+  onTransactionTimeout(seconds: number): void {
+    this.log('fatal', `Transaction timeout after ${seconds} seconds`);
+    void this.closeConnection('transaction timeout');
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Dispatch
+
+  private dispatch(name: string, a: unknown[]): unknown {
+    switch (name) {
+      case 'register':
+        arity(name, a, 2, 2);
+        return this.register(a[0], a[1]);
+      case 'get_info':
+        arity(name, a, 0, 0);
+        return this.getInfo();
+      case 'lastTransaction':
+        arity(name, a, 0, 0);
+        return p64(this.reg().storage.lastTransaction());
+      case 'getInvalidations':
+        arity(name, a, 1, 1);
+        return this.getInvalidations(asBytes8(a[0], 'tid'));
+      case 'ping':
+        arity(name, a, 0, 0);
+        return null;
+      case 'server_status':
+        arity(name, a, 0, 0);
+        return this.reg().status();
+      case 'set_client_label':
+        arity(name, a, 1, 1);
+        this.clientLabel = a[0] === null ? 'None' : Buffer.isBuffer(a[0]) ? a[0].toString('utf8') : String(a[0]);
+        return null;
+      case 'loadBefore':
+        arity(name, a, 2, 2);
+        return this.loadBefore(asBytes8(a[0], 'oid'), asBytes8(a[1], 'tid'));
+      case 'loadSerial':
+        arity(name, a, 2, 2);
+        return this.loadSerial(asBytes8(a[0], 'oid'), asBytes8(a[1], 'serial'));
+      case 'getTid':
+        arity(name, a, 1, 1);
+        return this.getTid(asBytes8(a[0], 'oid'));
+      case 'history':
+        arity(name, a, 1, 2);
+        return this.history(asBytes8(a[0], 'oid'), a.length > 1 ? asInt(a[1], 'size') : 1);
+      case 'record_iternext':
+        arity(name, a, 0, 1);
+        return this.recordIternext(a.length > 0 ? asOptBytes8(a[0], 'next') : null);
+      case 'new_oids':
+        arity(name, a, 0, 1);
+        return this.newOids(a.length > 0 ? asInt(a[0], 'n') : 100);
+      case 'new_oid':
+        throw new PyBuiltinError('AttributeError', ["'ZEOStorage' object has no attribute 'new_oid'"]);
+      case 'tpc_begin':
+        arity(name, a, 4, 6);
+        return this.tpcBegin(a[0], a[1], a[2], a[3], a.length > 4 ? a[4] : null, a.length > 5 ? a[5] : ' ');
+      case 'storea':
+        arity(name, a, 4, 4);
+        return this.logOp(a[3], { op: 'store', oid: asBytes8(a[0], 'oid'), serial: asBytes8(a[1], 'serial'), data: asBytes(a[2], 'data') }, true);
+      case 'restorea':
+        arity(name, a, 5, 5);
+        return this.logOp(
+          a[4],
+          {
+            op: 'restore',
+            oid: asBytes8(a[0], 'oid'),
+            serial: asBytes8(a[1], 'serial'),
+            data: a[2] === null ? null : asBytes(a[2], 'data'),
+            prevTxn: asOptBytes8(a[3], 'prev_txn'),
+          },
+          true,
+        );
+      case 'deleteObject':
+        arity(name, a, 3, 3);
+        return this.logOp(a[2], { op: 'delete', oid: asBytes8(a[0], 'oid'), serial: asBytes8(a[1], 'serial') }, true);
+      case 'checkCurrentSerialInTransaction':
+        arity(name, a, 3, 3);
+        return this.logOp(a[2], { op: 'checkread', oid: asBytes8(a[0], 'oid'), serial: asBytes8(a[1], 'serial') }, false);
+      case 'undoa':
+        arity(name, a, 2, 2);
+        return this.logOp(a[1], { op: 'undo', transId: asBytes(a[0], 'trans_id') }, false);
+      case 'vote':
+        arity(name, a, 1, 1);
+        return this.vote(a[0]);
+      case 'tpc_finish':
+        arity(name, a, 1, 1);
+        return this.tpcFinish(a[0]);
+      case 'tpc_abort':
+        arity(name, a, 1, 1);
+        return this.tpcAbort(a[0]);
+      case 'storeBlobStart':
+      case 'storeBlobChunk':
+      case 'storeBlobEnd':
+      case 'storeBlobShared':
+      case 'sendBlob':
+        throw new StorageError(`${name}: blobs are not supported by this server (storage '${this.entry?.name}' has no blob directory)`);
+      case 'undoLog':
+        arity(name, a, 0, 2);
+        return this.undoLog(a.length > 0 ? asInt(a[0], 'first') : 0, a.length > 1 ? asInt(a[1], 'last') : -20);
+      case 'undoInfo':
+        arity(name, a, 0, 3);
+        return this.undoInfo(a.length > 0 ? asInt(a[0], 'first') : 0, a.length > 1 ? asInt(a[1], 'last') : -20, a.length > 2 ? a[2] : null);
+      case 'pack':
+        arity(name, a, 1, 2);
+        return this.pack(asNumber(a[0], 't'), a.length > 1 ? truthy(a[1]) : true);
+      case 'iterator_start':
+        arity(name, a, 2, 2);
+        return this.iteratorStart(asOptBytes8(a[0], 'start'), asOptBytes8(a[1], 'stop'));
+      case 'iterator_next':
+        arity(name, a, 1, 1);
+        return this.iteratorNext(asInt(a[0], 'iid'));
+      case 'iterator_record_start':
+        arity(name, a, 2, 2);
+        return this.iteratorRecordStart(asInt(a[0], 'txn_iid'), asBytes8(a[1], 'tid'));
+      case 'iterator_record_next':
+        arity(name, a, 1, 1);
+        return this.iteratorRecordNext(asInt(a[0], 'iid'));
+      case 'iterator_gc':
+        arity(name, a, 1, 1);
+        return this.iteratorGc(a[0]);
+      default:
+        throw new PyBuiltinError('AttributeError', [`'ZEOStorage' object has no attribute '${name}'`]);
+    }
+  }
+
+  private reg(): StorageEntry {
+    if (!this.entry) throw new StorageError('not registered');
+    return this.entry;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Session methods (§8.1)
+
+  private register(storageName: unknown, readOnly: unknown): Buffer {
+    const name = typeof storageName === 'string' ? storageName : Buffer.isBuffer(storageName) ? null : String(storageName);
+    const entry = name === null ? undefined : this.server.storages.get(name);
+    if (!entry) {
+      this.log('info', `unknown storage_id: ${name ?? describe(storageName)}`);
+      throw new PyBuiltinError('ValueError', [`unknown storage: ${name ?? describe(storageName)}`]);
+    }
+    const ro = truthy(readOnly);
+    if (!ro && (this.readOnly || entry.storage.isReadOnly())) throw new ReadOnlyError();
+    this.readOnly = this.readOnly || ro;
+    this.entry = entry;
+    entry.sessions.add(this);
+    entry.stats.connections++;
+    return p64(entry.storage.lastTransaction());
+  }
+
+  private getInfo(): Record<string, unknown> {
+    const e = this.reg();
+    const s = e.storage;
+    const undo = s.supportsUndo();
+    const iternext = typeof (s as unknown as { record_iternext?: unknown }).record_iternext === 'function';
+    const ifaces: Array<[string, string]> = [
+      ['ZODB.interfaces', 'IStorageRestoreable'],
+      ['ZODB.interfaces', 'IStorageIteration'],
+    ];
+    if (undo) ifaces.push(['ZODB.interfaces', 'IStorageUndoable']);
+    if (iternext) ifaces.push(['ZODB.interfaces', 'IStorageCurrentRecordIteration']);
+    ifaces.push(['ZODB.interfaces', 'IExternalGC'], ['ZODB.interfaces', 'IStorage'], ['zope.interface', 'Interface']);
+    return {
+      length: s.len(),
+      size: s.getSize(),
+      name: s.getName(),
+      supportsUndo: undo,
+      supports_record_iternext: iternext,
+      interfaces: ifaces,
+    };
+  }
+
+  private async getInvalidations(tid: Buffer): Promise<unknown> {
+    const r = await this.reg().getInvalidations(u64(tid));
+    if (r === null) return null;
+    this.log('debug', `Return ${r[1].length} invalidations up to tid ${r[0]}`);
+    return [p64(r[0]), pyList(r[1].map((o) => p64(o)))];
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Reads (§8.2)
+
+  private async loadBefore(oidB: Buffer, tidB: Buffer): Promise<unknown> {
+    const e = this.reg();
+    e.stats.loads++;
+    const oid = u64(oidB);
+    try {
+      const r = await e.storage.loadBefore(oid, u64(tidB));
+      if (r === null) return null;
+      return [r.data, p64(r.start), r.end === null ? null : p64(r.end)];
+    } catch (err) {
+      throw keyErr(err, oid, oidB);
+    }
+  }
+
+  private async loadSerial(oidB: Buffer, serial: Buffer): Promise<Buffer> {
+    const oid = u64(oidB);
+    try {
+      return await this.reg().storage.loadSerial(oid, u64(serial));
+    } catch (err) {
+      throw keyErr(err, oid, oidB);
+    }
+  }
+
+  private async getTid(oidB: Buffer): Promise<Buffer> {
+    const oid = u64(oidB);
+    try {
+      return p64(await this.reg().storage.getTid(oid));
+    } catch (err) {
+      throw keyErr(err, oid, oidB);
+    }
+  }
+
+  private async history(oidB: Buffer, size: number): Promise<PyListValue> {
+    const oid = u64(oidB);
+    let h;
+    try {
+      h = await this.reg().storage.history(oid, size);
+    } catch (err) {
+      throw keyErr(err, oid, oidB);
+    }
+    return pyList(
+      h.map((x) => {
+        const d: Record<string, unknown> = { time: new PyFloat(x.time), user_name: x.user_name, description: x.description };
+        addExtension(d, x.extension);
+        d.tid = p64(x.tid);
+        d.size = x.size;
+        return d;
+      }),
+    );
+  }
+
+  private async recordIternext(next: Buffer | null): Promise<unknown> {
+    const s = this.reg().storage as unknown as { record_iternext?: (next: Oid | null) => Promise<unknown> };
+    if (typeof s.record_iternext !== 'function') {
+      throw new PyBuiltinError('AttributeError', ["'ZEOStorage' object has no attribute 'record_iternext'"]);
+    }
+    const r = await s.record_iternext(next === null ? null : u64(next));
+    const get = (k: string, i: number): unknown => (Array.isArray(r) ? r[i] : (r as Record<string, unknown>)[k]);
+    const idb = (v: unknown) => (v === null || v === undefined ? null : typeof v === 'bigint' ? p64(v) : v);
+    return [idb(get('oid', 0)), idb(get('tid', 1)), get('data', 2), idb(get('next', 3))];
+  }
+
+  private async newOids(n: number): Promise<PyListValue> {
+    const e = this.reg();
+    n = Math.min(n, 100);
+    if (this.readOnly) throw new ReadOnlyError();
+    if (n <= 0) n = 1;
+    const out: Buffer[] = [];
+    for (let i = 0; i < n; i++) out.push(p64(await e.storage.new_oid()));
+    return pyList(out);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Two-phase commit (§8.3, §10)
+
+  /** The transaction check of §8.0; returns the transaction or throws / returns null. */
+  private checkTid(id: unknown, raise: boolean): Txn | null {
+    if (this.readOnly) throw new ReadOnlyError();
+    const key = txnKey(id);
+    if (this.txn === null) {
+      if (raise) {
+        this.log('warn', `no current transaction`);
+        throw new TxnMismatchError(null, id);
+      }
+      return null;
+    }
+    if (this.txn.key !== key) {
+      if (raise) {
+        this.log('warn', `transaction ${String(id)} invalid; current transaction = ${String(this.txn.id)}`);
+        throw new TxnMismatchError(this.txn.id, id);
+      }
+      return null;
+    }
+    return this.txn;
+  }
+
+  private tpcBegin(id: unknown, user: unknown, description: unknown, ext: unknown, tid: unknown, status: unknown): null {
+    const e = this.reg();
+    if (this.readOnly) throw new ReadOnlyError();
+    const key = txnKey(id);
+    if (this.txn !== null) {
+      if (this.txn.key === key) {
+        this.log('info', `duplicate tpc_begin(${String(id)})`);
+        return null;
+      }
+      throw new StorageTransactionError('Multiple simultaneous tpc_begin requests from one client.');
+    }
+    const meta = new TransactionMetaData(asBytes(user ?? Buffer.alloc(0), 'user'), asBytes(description ?? Buffer.alloc(0), 'description'), encodeExt(ext));
+    const st = status === null || status === undefined ? ' ' : asStr(status, 'status');
+    if (st.length !== 1) throw new StorageTransactionError(`invalid transaction status ${JSON.stringify(st)}`);
+    this.txn = {
+      id,
+      key,
+      meta,
+      tid: tid === null || tid === undefined ? null : u64(asBytes8(tid, 'tid')),
+      status: st,
+      log: [],
+      logBytes: 0,
+      state: 'begun',
+      storageBegun: false,
+      running: null,
+      cancelled: false,
+    };
+    e.stats.active_txns++;
+    return null;
+  }
+
+  private logOp(id: unknown, op: LogOp, countsAsStore: boolean): null {
+    const e = this.reg();
+    const t = this.checkTid(id, true)!;
+    if (t.state !== 'begun') throw new StorageTransactionError(`cannot add to a transaction that is ${t.state}`);
+    if (t.log.length >= MAX_LOG_ENTRIES) throw new StorageTransactionError(`transaction has more than ${MAX_LOG_ENTRIES} operations`);
+    t.log.push(op);
+    if ('data' in op && op.data) t.logBytes += op.data.length;
+    if (countsAsStore) e.stats.stores++;
+    return null;
+  }
+
+  private async vote(id: unknown): Promise<unknown> {
+    const e = this.reg();
+    const t = this.checkTid(id, true)!;
+    if (t.state === 'voted' || t.state === 'voting' || t.state === 'finishing') throw new StorageTransactionError('Already voting (locked)');
+    if (t.state === 'waiting') throw new StorageTransactionError('Already voting (waiting)');
+    t.state = 'waiting';
+    try {
+      await e.lock.acquire(this);
+    } catch (err) {
+      if (this.txn === t && t.state === 'waiting') t.state = 'begun';
+      throw err;
+    }
+    // We hold the lock now.
+    if (this.closed || this.txn !== t || t.cancelled) {
+      e.lock.release(this);
+      throw new StorageTransactionError('transaction ended while waiting for the commit lock');
+    }
+    t.state = 'voting';
+    const run = this.runVote(e, t);
+    t.running = run;
+    try {
+      return await run;
+    } finally {
+      if (t.running === run) t.running = null;
+    }
+  }
+
+  private async runVote(e: StorageEntry, t: Txn): Promise<unknown> {
+    const s = e.storage;
+    const ccr = this.server.options.client_conflict_resolution;
+    const conflicts = new Map<string, Record<string, unknown>>();
+    const lastData = new Map<bigint, Buffer>();
+    const invalidated: Oid[] = [];
+    const resolved: Oid[] = [];
+    const check = () => {
+      if (t.cancelled || this.closed) throw new StorageTransactionError('transaction aborted during vote');
+    };
+    try {
+      this.log('debug', `Preparing to commit transaction: ${t.log.length} objects, ${t.logBytes} bytes`);
+      if (t.tid !== null && t.tid <= s.lastTransaction()) {
+        throw new StorageTransactionError(`explicit tid ${p64(t.tid).toString('hex')} is not later than the last transaction ${p64(s.lastTransaction()).toString('hex')}`);
+      }
+      if (t.tid !== null || t.status !== ' ') await s.tpc_begin(t.meta, t.tid ?? undefined, t.status);
+      else await s.tpc_begin(t.meta);
+      t.storageBegun = true;
+      check();
+      for (const op of t.log) {
+        switch (op.op) {
+          case 'store': {
+            const oid = u64(op.oid);
+            const serial = u64(op.serial);
+            const current = await currentSerial(s, oid);
+            check();
+            if (current !== null && current !== serial) {
+              if (ccr) {
+                conflicts.set(op.oid.toString('hex'), { oid: op.oid, serials: [p64(current), op.serial], data: op.data });
+                break;
+              }
+              throw new ConflictError({ oid, serials: [current, serial], className: className(op.data) });
+            }
+            try {
+              await s.store(oid, serial, op.data, t.meta);
+            } catch (err) {
+              if (ccr && err instanceof ConflictError && !(err instanceof ReadConflictError) && err.serials) {
+                conflicts.set(op.oid.toString('hex'), { oid: op.oid, serials: [p64(err.serials[0]), p64(err.serials[1])], data: op.data });
+                break;
+              }
+              throw err;
+            }
+            check();
+            conflicts.delete(op.oid.toString('hex'));
+            lastData.set(oid, op.data);
+            invalidated.push(oid);
+            break;
+          }
+          case 'restore': {
+            const oid = u64(op.oid);
+            await s.restore(oid, u64(op.serial), op.data, op.prevTxn === null ? null : u64(op.prevTxn), t.meta);
+            invalidated.push(oid);
+            break;
+          }
+          case 'delete': {
+            const oid = u64(op.oid);
+            const serial = u64(op.serial);
+            const current = await currentSerial(s, oid);
+            if (current === null) throw new OidKeyError(oid, op.oid);
+            if (current !== serial) throw new ConflictError({ oid, serials: [current, serial] });
+            await s.deleteObject(oid, serial, t.meta);
+            invalidated.push(oid);
+            break;
+          }
+          case 'checkread': {
+            const oid = u64(op.oid);
+            const serial = u64(op.serial);
+            const current = await currentSerial(s, oid);
+            if (current === null) throw new OidKeyError(oid, op.oid);
+            if (current !== serial) throw new ReadConflictError({ oid, serials: [current, serial] });
+            await s.checkCurrentSerialInTransaction(oid, serial, t.meta);
+            break;
+          }
+          case 'undo': {
+            const oids = await s.undo(op.transId, t.meta);
+            invalidated.push(...oids);
+            resolved.push(...oids);
+            break;
+          }
+        }
+        check();
+      }
+      if (conflicts.size === 0) {
+        try {
+          const r = await s.tpc_vote(t.meta);
+          if (r) resolved.push(...r);
+        } catch (err) {
+          if (ccr && err instanceof ConflictError && !(err instanceof ReadConflictError) && err.oid !== undefined && err.serials && lastData.has(err.oid)) {
+            conflicts.set(p64(err.oid).toString('hex'), { oid: p64(err.oid), serials: [p64(err.serials[0]), p64(err.serials[1])], data: lastData.get(err.oid)! });
+          } else {
+            throw err;
+          }
+        }
+        check();
+      }
+      if (conflicts.size > 0) {
+        // ccr (§10.6): hand the conflicts to the client; the transaction stays open.
+        await s.tpc_abort(t.meta);
+        t.storageBegun = false;
+        t.state = 'begun';
+        e.lock.release(this);
+        return pyList([...conflicts.values()]);
+      }
+      t.state = 'voted';
+      (t as Txn & { invalidated?: Oid[] }).invalidated = invalidated;
+      return pyList(resolved.map((o) => p64(o)));
+    } catch (err) {
+      if (t.storageBegun) {
+        t.storageBegun = false;
+        try {
+          await s.tpc_abort(t.meta);
+        } catch (e2) {
+          this.log('error', `tpc_abort after a failed vote failed: ${errText(e2)}`);
+        }
+      }
+      if (err instanceof ConflictError) {
+        e.stats.conflicts++;
+        this.log('debug', `conflict error ${err.message}`);
+      } else if (!(err instanceof POSError)) {
+        this.log('error', `While voting: ${errText(err)}`, { err });
+      }
+      if (this.txn === t) this.clearTxn(t);
+      else e.lock.release(this);
+      throw err;
+    }
+  }
+
+  private async tpcFinish(id: unknown): Promise<unknown> {
+    const e = this.reg();
+    const t = this.checkTid(id, false);
+    if (t === null) return null;
+    if (t.state !== 'voted' || !e.lock.isHolder(this)) throw new PyBuiltinError('AssertionError', ['finished called wo lock']);
+    t.state = 'finishing';
+    e.stats.commits++;
+    const invalidated = (t as Txn & { invalidated?: Oid[] }).invalidated ?? [];
+    const run = (async () => {
+      let tid: Tid;
+      e.ownCommit = true;
+      try {
+        tid = await e.storage.tpc_finish(t.meta);
+      } finally {
+        e.ownCommit = false;
+      }
+      t.storageBegun = false;
+      e.recordInvalidation(tid, invalidated);
+      for (const other of e.sessions) if (other !== this) other.sendInvalidation(tid, invalidated);
+      return tid;
+    })();
+    e.finishing = run;
+    t.running = run;
+    try {
+      const tid = await run;
+      const info = e.sizeInfo();
+      this.clearTxn(t);
+      // info precedes the reply (§10.8); both go into this call's reserved output place.
+      return new FinishResult(p64(tid), info);
+    } catch (err) {
+      this.log('fatal', `tpc_finish failed: ${errText(err)}`);
+      if (t.storageBegun) {
+        t.storageBegun = false;
+        await e.storage.tpc_abort(t.meta).catch(() => undefined);
+      }
+      this.clearTxn(t);
+      throw err;
+    } finally {
+      if (e.finishing === run) e.finishing = null;
+      if (t.running === run) t.running = null;
+    }
+  }
+
+  private async tpcAbort(id: unknown): Promise<null> {
+    const e = this.reg();
+    const t = this.checkTid(id, false);
+    if (t === null) return null;
+    e.stats.aborts++;
+    await this.abortTxn(t, false);
+    return null;
+  }
+
+  /** Abort `t` whatever its state: wait for a running vote/finish, abort the storage txn, release. */
+  private async abortTxn(t: Txn, countAbort: boolean): Promise<void> {
+    const e = this.entry!;
+    if (countAbort) e.stats.aborts++;
+    t.cancelled = true;
+    e.lock.release(this); // dequeues a waiting vote (it then fails)
+    if (t.running) await t.running.catch(() => undefined);
+    if (this.txn !== t) return; // the vote/finish already cleared it
+    if (t.state === 'finishing') {
+      this.clearTxn(t);
+      return;
+    }
+    if (t.storageBegun) {
+      t.storageBegun = false;
+      await e.storage.tpc_abort(t.meta);
+    }
+    this.clearTxn(t);
+  }
+
+  private clearTxn(t: Txn, release = true): void {
+    const e = this.entry!;
+    if (this.txn === t) {
+      this.txn = null;
+      e.stats.active_txns--;
+    }
+    if (release || e.lock.isHolder(this)) e.lock.release(this);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Undo and pack (§8.5)
+
+  private async undoLog(first: number, last: number): Promise<PyListValue> {
+    const s = this.reg().storage;
+    if (!s.supportsUndo()) return pyList([]);
+    return pyList((await s.undoLog(first, last)).map(undoMap));
+  }
+
+  private async undoInfo(first: number, last: number, spec: unknown): Promise<PyListValue> {
+    const s = this.reg().storage;
+    if (!s.supportsUndo()) return pyList([]);
+    let specification: Record<string, Buffer | string> | undefined;
+    if (spec !== null && spec !== undefined) {
+      specification = {};
+      const entries = spec instanceof Map ? [...spec.entries()] : Object.entries(spec as object);
+      for (const [k, v] of entries) specification[String(k)] = Buffer.isBuffer(v) || typeof v === 'string' ? v : String(v);
+    }
+    return pyList((await s.undoInfo(first, last, specification)).map(undoMap));
+  }
+
+  private async pack(t: number, wait: boolean): Promise<null> {
+    const e = this.reg();
+    const run = async () => {
+      this.log('info', `pack(time=${t}) started...`);
+      await e.storage.pack(t);
+      this.log('info', `pack(time=${t}) complete`);
+      e.broadcastInfo();
+    };
+    if (wait) {
+      await run();
+    } else {
+      run().catch((err) => this.log('error', `pack failed: ${errText(err)}`));
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Iteration (§8.6)
+
+  private newIteratorId(): number {
+    if (this.iterators.size >= this.server.options.max_iterators) {
+      throw new StorageError(`too many open iterators on this connection (${this.iterators.size}); call iterator_gc`);
+    }
+    return this.iteratorIds++;
+  }
+
+  private iteratorStart(start: Buffer | null, stop: Buffer | null): number {
+    const s = this.reg().storage;
+    const iid = this.newIteratorId();
+    const it = s.iterator(start === null ? undefined : u64(start), stop === null ? undefined : u64(stop))[Symbol.asyncIterator]();
+    this.iterators.set(iid, { kind: 'txn', it });
+    return iid;
+  }
+
+  private async iteratorNext(iid: number): Promise<unknown> {
+    const it = this.iterators.get(iid);
+    if (!it || it.kind !== 'txn') throw new PyBuiltinError('KeyError', [iid]);
+    const r = await it.it.next();
+    if (r.done) {
+      this.iterators.delete(iid);
+      this.txnIteratorLast.delete(iid);
+      return null;
+    }
+    const info = r.value;
+    this.txnIteratorLast.set(iid, info);
+    return [p64(info.tid), info.status, info.user, info.description, decodeExt(info.extension)];
+  }
+
+  private iteratorRecordStart(txnIid: number, tid: Buffer): number {
+    const last = this.txnIteratorLast.get(txnIid);
+    if (!last) throw new PyBuiltinError('KeyError', [txnIid]);
+    if (last.tid !== u64(tid)) throw new PyBuiltinError('Exception', [`Out-of-order request for record iterator for transaction ${tid.toString('hex')}`]);
+    const riid = this.newIteratorId();
+    this.iterators.set(riid, { kind: 'rec', records: last.records, pos: 0 });
+    return riid;
+  }
+
+  private iteratorRecordNext(iid: number): unknown {
+    const it = this.iterators.get(iid);
+    if (!it || it.kind !== 'rec') throw new PyBuiltinError('KeyError', [iid]);
+    if (it.pos >= it.records.length) {
+      this.iterators.delete(iid);
+      return null;
+    }
+    const r = it.records[it.pos++]!;
+    return [p64(r.oid), p64(r.tid), r.data, r.data_txn === null ? null : p64(r.data_txn)];
+  }
+
+  private iteratorGc(iids: unknown): null {
+    const list = Array.isArray(iids) ? iids : (iids as { items?: unknown[] } | null)?.items;
+    if (!Array.isArray(list)) throw new TypeError(`iterator_gc needs a list of ids, got ${describe(iids)}`);
+    for (const x of list) {
+      const iid = asInt(x, 'iid');
+      const it = this.iterators.get(iid);
+      if (it?.kind === 'txn') void it.it.return?.().catch(() => undefined);
+      this.iterators.delete(iid);
+      this.txnIteratorLast.delete(iid);
+    }
+    return null;
+  }
+}
+
+/**
+ * tpc_finish's result: the transport-facing reply is the tid, preceded by `info` on the same
+ * connection (§10.8). The session unwraps it (see `handle`).
+ */
+export class FinishResult {
+  constructor(
+    readonly tid: Buffer,
+    readonly info: Record<string, unknown>,
+  ) {}
+}
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+function arity(name: string, a: unknown[], min: number, max: number): void {
+  if (a.length >= min && a.length <= max) return;
+  if (a.length > max) {
+    throw new PyBuiltinError('TypeError', [`ZEOStorage.${name}() takes ${max + 1} positional argument${max + 1 === 1 ? '' : 's'} but ${a.length + 1} were given`]);
+  }
+  throw new PyBuiltinError('TypeError', [`ZEOStorage.${name}() missing ${min - a.length} required positional argument${min - a.length === 1 ? '' : 's'}`]);
+}
+
+async function currentSerial(s: { getTid(oid: Oid): Promise<Tid> }, oid: Oid): Promise<Tid | null> {
+  try {
+    return await s.getTid(oid);
+  } catch (err) {
+    if (err instanceof POSKeyError) return null;
+    throw err;
+  }
+}
+
+function keyErr(err: unknown, oid: Oid, oidB: Buffer): unknown {
+  if (err instanceof POSKeyError && !(err instanceof OidKeyError)) return new OidKeyError(err.oid ?? oid, err.oid === undefined || err.oid === oid ? oidB : p64(err.oid));
+  return err;
+}
+
+function errText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** Errors without a Python class become StorageError with their message (§6.4 rules). */
+function toWireError(err: unknown): Error {
+  if (err instanceof POSError || err instanceof PyBuiltinError) return err;
+  if (err instanceof TypeError || err instanceof RangeError) return new PyBuiltinError('TypeError', [err.message]);
+  if (err instanceof Error) return new StorageError(err.message);
+  return new StorageError(String(err));
+}
+
+let pickleMod: { getPickleMetadata?: (d: Uint8Array) => { module: string; name: string }; decodeExtension?: (e: Uint8Array) => Record<string, unknown>; encodeExtension?: (e: Record<string, unknown>) => Buffer } | null = null;
+/** @internal the pickle helpers are optional at runtime (used for class names and extensions) */
+export function setPickleHelpers(m: typeof pickleMod): void {
+  pickleMod = m;
+}
+
+function className(data: Buffer): string | undefined {
+  try {
+    const m = pickleMod?.getPickleMetadata?.(data);
+    return m ? `${m.module}.${m.name}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeExt(ext: Buffer): Record<string, unknown> {
+  if (ext.length === 0) return {};
+  try {
+    return pickleMod?.decodeExtension?.(ext) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+function addExtension(d: Record<string, unknown>, ext: Buffer | undefined): void {
+  if (!ext || ext.length === 0) return;
+  for (const [k, v] of Object.entries(decodeExt(ext))) if (!(k in d)) d[k] = v;
+}
+
+function encodeExt(ext: unknown): Buffer {
+  if (ext === null || ext === undefined) return Buffer.alloc(0);
+  const obj: Record<string, unknown> = ext instanceof Map ? Object.fromEntries(ext) : (ext as Record<string, unknown>);
+  if (typeof obj !== 'object' || Object.keys(obj).length === 0) return Buffer.alloc(0);
+  if (pickleMod?.encodeExtension) return pickleMod.encodeExtension(obj);
+  throw new StorageError('transaction extensions are not supported by this server build');
+}
+
+function undoMap(x: { id: Buffer; time: number; user_name: Buffer; description: Buffer; extension: Buffer } & { size?: number }): Record<string, unknown> {
+  const d: Record<string, unknown> = { id: x.id, time: new PyFloat(x.time), user_name: x.user_name };
+  if (typeof x.size === 'number') d.size = x.size;
+  d.description = x.description;
+  addExtension(d, x.extension);
+  return d;
+}
+
+export { z64, TimeStamp };
