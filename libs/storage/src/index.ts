@@ -2,3 +2,5 @@ export * from './ids.ts';
 export * from './timestamp.ts';
 export * from './errors.ts';
 export * from './interface.ts';
+export * from './mapping.ts';
+export * from './copy.ts';

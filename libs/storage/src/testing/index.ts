@@ -1,1 +1,3 @@
 export * from './vectors.ts';
+export * from './records.ts';
+export * from './conformance.ts';
