@@ -4,7 +4,17 @@
  *  - format.ts: pure record codecs (constants, transaction header, data record, undo ids)
  *  - file-reader.ts: positional reading/walking of a data file with clear errors
  *  - errors.ts: FileStorageError and friends (file + byte position in messages)
+ *  - fsindex.ts: compact oid → position hash index
+ *  - index-file.ts: Data.fs.index codec (Python's fsIndex format)
+ *  - lockfile.ts: Data.fs.lock (flock, " <pid>\n")
+ *  - storage.ts: the FileStorage class (IStorage)
+ *  - pack.ts: pack with GC
  */
 export * from './errors.ts';
 export * from './format.ts';
 export * from './file-reader.ts';
+export * from './fsindex.ts';
+export * from './index-file.ts';
+export * from './lockfile.ts';
+export { FileStorage, CommitLock, ChunkReader, type FileStorageOptions, type FileUndoLogEntry, type FileDataRecord, type FileTransactionRecord } from './storage.ts';
+export { packStorage } from './pack.ts';

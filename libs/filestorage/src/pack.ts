@@ -1,0 +1,434 @@
+/**
+ * FileStorage pack (spec §10.3): build Data.fs.pack holding, for transactions up to the pack
+ * time, only the revisions reachable at the pack time (self-contained, in 'p' transactions), then
+ * every later transaction with backpointers re-targeted; swap it in under the commit lock.
+ *
+ * Commits continue while phases A–C run (they only append beyond the pack's end position).
+ * Phase D holds the commit lock except while copying each transaction, like Python.
+ * Memory: the pack-time index (oid → position), the reachable index and the output index; no
+ * object data is kept beyond one transaction.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { POSKeyError, ReadOnlyError, TimeStamp, oidRepr, type Oid, type Tid } from '@zeo-ts/storage';
+import { CorruptedError, FileStorageError, PackError } from './errors.ts';
+import { FileReader, type TxnHeaderAt } from './file-reader.ts';
+import { BACKPOINTER_RECORD_LEN, DATA_HDR_LEN, MAGIC_FS30, MAGIC_LEN, STATUS_CHECKPOINT, STATUS_PACKED, decodeDataHeader, encodeDataRecord, p64pos, writePos } from './format.ts';
+import { FsIndex } from './fsindex.ts';
+import type { FileStorage } from './storage.ts';
+
+type RefFinder = (data: Buffer) => bigint[];
+
+async function defaultReferencesf(): Promise<RefFinder> {
+  const mod = await import('@zeo-ts/pickle');
+  return (data: Buffer) => mod.referencesf(data);
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Pack `storage` at time `t` (seconds since the epoch). */
+export async function packStorage(storage: FileStorage, t: number, gc: boolean): Promise<void> {
+  const inner = storage.packInternals();
+  if (inner.readOnly) throw new ReadOnlyError();
+  const packtid = TimeStamp.fromTime(t).raw;
+  if (packtid === 0n) throw new FileStorageError('Invalid pack time');
+  if (storage.len() === 0) return;
+  if (storage.packing) throw new FileStorageError('Already packing');
+  storage.packing = true;
+  const log = storage.log;
+  const oldPath = storage.path + '.old';
+  const packPath = storage.path + '.pack';
+  let haveLock = false;
+  try {
+    if (existsSync(oldPath)) unlinkSync(oldPath);
+    const refs: RefFinder = inner.referencesf ?? (gc ? await defaultReferencesf() : () => []);
+    const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log);
+    let result: { size: number; index: FsIndex } | null;
+    try {
+      result = await packer.run(
+        async () => {
+          await inner.commitLock.acquire();
+          haveLock = true;
+        },
+        () => {
+          inner.commitLock.release();
+          haveLock = false;
+        },
+        () => inner.pos(),
+      );
+    } catch (e) {
+      packer.abandon();
+      throw e;
+    } finally {
+      packer.close();
+    }
+    if (!result) return;
+    inner.swap(packPath, result.index, result.size);
+    log.info({ size: result.size }, 'pack finished');
+  } finally {
+    if (haveLock) inner.commitLock.release();
+    storage.packing = false;
+  }
+  if (!inner.keepOld && existsSync(oldPath)) unlinkSync(oldPath);
+}
+
+class Packer {
+  private readonly input: FileReader;
+  private outFd: number | null = null;
+  private out: FileReader | null = null;
+  private outPos = 0;
+  /** oid -> current record position at the pack time (phase A) */
+  private cur = new FsIndex();
+  private reachable = new FsIndex();
+  private readonly reachEx = new Map<Oid, number[]>();
+  private packpos = MAGIC_LEN;
+  /** output index */
+  readonly index = new FsIndex();
+
+  constructor(
+    private readonly path: string,
+    private readonly packPath: string,
+    private readonly eof: number,
+    private readonly packtid: Tid,
+    private readonly gc: boolean,
+    private readonly referencesf: RefFinder,
+    private readonly log: FileStorage['log'],
+  ) {
+    this.input = FileReader.open(path);
+  }
+
+  close(): void {
+    this.input.close();
+    if (this.outFd !== null) {
+      closeSync(this.outFd);
+      this.outFd = null;
+    }
+  }
+
+  /** remove the partial output (pack failed) */
+  abandon(): void {
+    this.close();
+    try {
+      if (existsSync(this.packPath)) unlinkSync(this.packPath);
+    } catch {
+      // best effort
+    }
+  }
+
+  private fail(pos: number, what: string): never {
+    throw new CorruptedError(this.path, pos, what);
+  }
+
+  /** strict transaction checks of the packer (spec §10.3 A) */
+  private checkedTxn(pos: number, ltid: Tid): TxnHeaderAt {
+    const h = this.input.readTxnHeader(pos);
+    if (h.tid <= ltid) this.fail(pos, `time-stamp reduction: ${h.tid.toString(16)} <= ${ltid.toString(16)}`);
+    if (h.status === STATUS_CHECKPOINT) this.fail(pos, 'transaction with checkpoint flag set');
+    if (!' pu'.includes(h.status)) this.fail(pos, `invalid transaction status: ${JSON.stringify(h.status)}`);
+    if (h.end + 8 > this.eof) this.fail(pos, 'transaction extends past the end of the data');
+    return h;
+  }
+
+  /** Records of a transaction with the packer's checks; calls fn for each. */
+  private eachRecord(h: TxnHeaderAt, fn: (oid: Oid, pos: number, plen: number, back: number, tid: Tid) => void): void {
+    let pos = h.pos + h.hlen;
+    while (pos < h.end) {
+      const d = this.input.readDataHeader(pos);
+      if (d.tloc !== h.pos) this.fail(pos, `data record tloc ${d.tloc} != transaction position ${h.pos}`);
+      if (d.prev >= pos) this.fail(pos, `invalid previous pointer ${d.prev}`);
+      let back = 0;
+      if (d.plen === 0) {
+        back = this.input.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
+        if (back >= pos) this.fail(pos, `invalid backpointer ${back}`);
+      }
+      const len = d.plen > 0 ? DATA_HDR_LEN + d.plen : BACKPOINTER_RECORD_LEN;
+      if (pos + len > h.end) this.fail(pos, 'data record exceeds transaction record');
+      fn(d.oid, pos, d.plen, back, d.tid);
+      pos += len;
+    }
+    if (pos !== h.end) this.fail(h.pos, "data records don't add up");
+    const rtl = this.input.readPosAt(h.end, 'redundant transaction length');
+    if (rtl !== h.tlen) this.fail(h.end, `redundant transaction length does not match initial transaction length: ${rtl} != ${h.tlen}`);
+  }
+
+  /** Phase A: the index at pack time. Returns false for a redundant pack. */
+  private buildPackIndex(): boolean {
+    let pos = MAGIC_LEN;
+    let ltid = 0n;
+    let unpacked = false;
+    let lastHeader: TxnHeaderAt | null = null;
+    while (pos < this.eof) {
+      const th = this.input.readTxnHeader(pos);
+      if (th.tid > this.packtid) break;
+      const h = this.checkedTxn(pos, ltid);
+      ltid = h.tid;
+      lastHeader = h;
+      if (h.status !== STATUS_PACKED) unpacked = true;
+      this.eachRecord(h, (oid, rpos, plen, back) => {
+        if (plen > 0 || back !== 0) this.cur.set(oid, rpos);
+        else this.cur.delete(oid);
+      });
+      pos = h.end + 8;
+    }
+    this.packpos = pos;
+    if (unpacked || lastHeader === null) return true;
+    const next = pos < this.eof ? this.input.readTxnHeader(pos) : lastHeader;
+    if (next.status === STATUS_PACKED) {
+      this.log.info('The database has already been packed to a later time or no changes have been made since the last pack');
+      return false;
+    }
+    return true;
+  }
+
+  private resolvedData(oid: Oid, pos: number): Buffer | null {
+    const r = this.input.readRecord(pos);
+    if (r.oid !== oid) this.fail(pos, `record oid ${oidRepr(r.oid)} != expected ${oidRepr(oid)}`);
+    if (r.data) return r.data;
+    if (r.back === 0) return null;
+    try {
+      return this.input.loadBack(oid, r.back).data;
+    } catch (e) {
+      if (e instanceof POSKeyError) return null;
+      throw e;
+    }
+  }
+
+  private findrefs(oid: Oid, pos: number): bigint[] {
+    const d = this.resolvedData(oid, pos);
+    return d ? this.referencesf(d) : [];
+  }
+
+  private mark(roots: bigint[]): void {
+    const todo = [...roots];
+    let steps = 0;
+    while (todo.length) {
+      if (++steps > 1e10) throw new PackError('reachability walk does not end');
+      const oid = todo.pop()!;
+      if (this.reachable.has(oid)) continue;
+      const pos = this.cur.get(oid);
+      if (pos === 0) {
+        if (oid === 0n && this.cur.size === 0) continue;
+        throw new POSKeyError(oid, `${oidRepr(oid)} (dangling reference found while packing ${this.path})`);
+      }
+      this.reachable.set(oid, pos);
+      for (const r of this.findrefs(oid, pos)) if (!this.reachable.has(r)) todo.push(r);
+    }
+  }
+
+  /** Phase B (gc only). */
+  private findReachable(): void {
+    if (!this.gc) {
+      this.reachable = this.cur;
+      return;
+    }
+    this.mark([0n]);
+    const extraRoots: Array<[Oid, number]> = [];
+    let pos = this.packpos;
+    let ltid = 0n;
+    while (pos < this.eof) {
+      const h = this.checkedTxn(pos, ltid);
+      ltid = h.tid;
+      this.eachRecord(h, (oid, _rpos, _plen, back) => {
+        if (back !== 0 && back < this.packpos) {
+          if (this.reachable.has(oid)) {
+            let l = this.reachEx.get(oid);
+            if (!l) this.reachEx.set(oid, (l = []));
+            if (!l.includes(back)) {
+              l.push(back);
+              extraRoots.push([oid, back]);
+            }
+          } else this.reachable.set(oid, back);
+        }
+      });
+      pos = h.end + 8;
+    }
+    for (const [oid, p] of extraRoots) this.mark(this.findrefs(oid, p));
+    this.cur = new FsIndex(0);
+  }
+
+  private isReachable(oid: Oid, pos: number): boolean {
+    const r = this.reachable.get(oid);
+    if (r === 0) return false;
+    if (r === pos) return true;
+    return this.reachEx.get(oid)?.includes(pos) ?? false;
+  }
+
+  private write(buf: Buffer): void {
+    let off = 0;
+    while (off < buf.length) {
+      const n = writeSync(this.outFd!, buf, off, buf.length - off, this.outPos + off);
+      if (n <= 0) throw new FileStorageError(`${this.packPath}: write failed at ${this.outPos + off}`);
+      off += n;
+    }
+    this.outPos += buf.length;
+  }
+
+  /** Phase C: copy reachable records of transactions before packpos. */
+  private async copyToPacktime(): Promise<void> {
+    let pos = MAGIC_LEN;
+    let n = 0;
+    while (pos < this.packpos) {
+      const h = this.input.readTxnHeader(pos);
+      const meta = this.input.readTxnMeta(h);
+      const parts: Buffer[] = [];
+      const newTpos = this.outPos;
+      let len = 0;
+      let rpos = pos + h.hlen;
+      const pendingIndex: Array<[Oid, number]> = [];
+      while (rpos < h.end) {
+        const r = this.input.readRecord(rpos);
+        const here = rpos;
+        rpos = r.next;
+        if (!this.isReachable(r.oid, here)) continue;
+        if (parts.length === 0) {
+          const hdr = this.input.readExact(pos, h.hlen, 'transaction header');
+          hdr[16] = STATUS_PACKED.charCodeAt(0);
+          parts.push(hdr);
+          len += hdr.length;
+        }
+        let data = r.data;
+        if (!data && r.back !== 0) {
+          try {
+            data = this.input.loadBack(r.oid, r.back).data;
+          } catch (e) {
+            if (!(e instanceof POSKeyError)) throw e;
+            data = null;
+          }
+        }
+        const rec = encodeDataRecord(r.oid, r.tid, 0, newTpos, data && data.length ? data : null, 0);
+        pendingIndex.push([r.oid, newTpos + len]);
+        parts.push(rec);
+        len += rec.length;
+      }
+      void meta;
+      if (parts.length) {
+        writePos(parts[0]!, len, 8);
+        parts.push(p64pos(len));
+        this.write(Buffer.concat(parts));
+        for (const [oid, p] of pendingIndex) this.index.set(oid, p);
+      }
+      const rtl = this.input.readPosAt(h.end, 'redundant transaction length');
+      if (rtl !== h.tlen) this.fail(h.end, `redundant transaction length does not match initial transaction length: ${rtl} != ${h.tlen}`);
+      pos = h.end + 8;
+      if (++n % 1000 === 0) {
+        this.log.info({ pos, packpos: this.packpos, out: this.outPos }, 'pack: copying to pack time');
+        await yieldToLoop();
+      }
+    }
+  }
+
+  /** PackCopier._txn_find + first-record _data_find in the output. */
+  private resolveBackpointer(prevTid: Tid, oid: Oid, data: Buffer | null, curTpos: number): number {
+    const out = this.out!;
+    let pos = curTpos;
+    let found: TxnHeaderAt | null = null;
+    while (pos > MAGIC_LEN) {
+      const h = out.txnBefore(pos);
+      if (!h) break;
+      if (h.tid === prevTid) {
+        found = h;
+        break;
+      }
+      pos = h.pos;
+    }
+    if (!found) throw new PackError('Invalid backpointer transaction id');
+    let rpos = found.pos + found.hlen;
+    while (rpos < found.end) {
+      const d = out.readDataHeader(rpos);
+      if (d.oid === oid) {
+        if (d.plen === 0) return rpos;
+        if (data === null || d.plen !== data.length) {
+          this.log.error(`Mismatch between data and backpointer at ${rpos}`);
+          return 0;
+        }
+        const have = out.readExact(rpos + DATA_HDR_LEN, d.plen, 'record data');
+        return have.equals(data) ? rpos : 0;
+      }
+      rpos += d.plen > 0 ? DATA_HDR_LEN + d.plen : BACKPOINTER_RECORD_LEN;
+    }
+    return 0;
+  }
+
+  /** Phase D, one transaction: copy with re-targeted backpointers. */
+  private copyOne(ipos: number): number {
+    const h = this.input.readTxn(ipos, Number.MAX_SAFE_INTEGER);
+    const hdr = this.input.readExact(ipos, h.hlen, 'transaction header');
+    const tpos = this.outPos;
+    const parts: Buffer[] = [hdr];
+    let len = hdr.length;
+    const tindex: Array<[Oid, number]> = [];
+    const tmap = new Map<Oid, number>();
+    // write the header first so backpointer searches see a consistent output
+    let rpos = ipos + h.hlen;
+    while (rpos < h.end) {
+      const r = this.input.readRecord(rpos);
+      if (r.tloc !== ipos) this.fail(rpos, `data record tloc ${r.tloc} != transaction position ${ipos}`);
+      rpos = r.next;
+      let data = r.data;
+      let prevTid: Tid | null = null;
+      if (!data && r.back !== 0) {
+        try {
+          data = this.input.loadBack(r.oid, r.back).data;
+        } catch (e) {
+          if (!(e instanceof POSKeyError)) throw e;
+          data = null;
+        }
+        const bh = this.input.readDataHeader(r.back);
+        prevTid = bh.tid;
+      }
+      let back = 0;
+      if (prevTid !== null) back = this.resolveBackpointer(prevTid, r.oid, data, tpos);
+      const prev = this.index.get(r.oid);
+      const here = tpos + len;
+      const rec = back !== 0 ? encodeDataRecord(r.oid, r.tid, prev, tpos, null, back) : encodeDataRecord(r.oid, r.tid, prev, tpos, data, 0);
+      parts.push(rec);
+      len += rec.length;
+      tindex.push([r.oid, here]);
+      tmap.set(r.oid, here);
+    }
+    if (len !== h.tlen) throw new PackError(`copied transaction at ${ipos} has length ${len} != original ${h.tlen} (unresolvable backpointer)`);
+    parts.push(p64pos(len));
+    this.write(Buffer.concat(parts));
+    for (const [oid, p] of tindex) this.index.set(oid, p);
+    return h.end + 8;
+  }
+
+  /**
+   * Run the pack. Returns null when nothing is to be done (redundant pack or nothing freed);
+   * otherwise returns with the commit lock held (acquired through `lock`).
+   */
+  async run(lock: () => Promise<void>, unlock: () => void, committedEnd: () => number): Promise<{ size: number; index: FsIndex } | null> {
+    if (!this.buildPackIndex()) return null;
+    this.log.info({ packpos: this.packpos, eof: this.eof }, 'pack: index at pack time built');
+    this.findReachable();
+    this.log.info({ reachable: this.reachable.size }, 'pack: reachability computed');
+    this.outFd = openSync(this.packPath, 'w+');
+    this.out = new FileReader(this.outFd, this.packPath);
+    this.outPos = 0;
+    this.write(MAGIC_FS30);
+    await this.copyToPacktime();
+    if (this.outPos === this.packpos) {
+      this.log.info('pack: nothing to free');
+      this.abandon();
+      return null;
+    }
+    await lock();
+    let ipos = this.packpos;
+    let n = 0;
+    while (ipos < committedEnd()) {
+      unlock();
+      try {
+        ipos = this.copyOne(ipos);
+      } finally {
+        await lock();
+      }
+      if (++n % 1000 === 0) this.log.info({ ipos, out: this.outPos }, 'pack: copying after pack time');
+    }
+    fsyncSync(this.outFd);
+    closeSync(this.outFd);
+    this.outFd = null;
+    return { size: this.outPos, index: this.index };
+  }
+}
+
+// Kept for tools: decode a data header from raw bytes (re-export convenience).
+export { decodeDataHeader };

@@ -1,0 +1,1125 @@
+/**
+ * FileStorage: the ZODB transaction log (FS30), byte-compatible with Python ZODB.
+ * filestorage spec §5–§10. Implements IStorage from @zeo-ts/storage.
+ *
+ * One writer process holds Data.fs.lock; committed data ends at `pos` (always a transaction
+ * boundary). A commit writes the whole transaction with status 'c' at vote, flips the status byte
+ * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
+ */
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import {
+  ConflictError,
+  MultipleUndoErrors,
+  POSKeyError,
+  ReadConflictError,
+  ReadOnlyError,
+  StorageError,
+  StorageTransactionError,
+  TimeStamp,
+  TransactionMetaData,
+  UndoError,
+  maxtid,
+  newTid,
+  toHex,
+  type CommitListener,
+  type DataRecord,
+  type HistoryEntry,
+  type IStorage,
+  type LoadBeforeResult,
+  type LoadResult,
+  type Oid,
+  type Tid,
+  type TransactionRecord,
+  type UndoFilter,
+  type UndoLogEntry,
+} from '@zeo-ts/storage';
+import { CorruptedDataError, CorruptedTransactionError, FileStorageError, FileStorageFormatError, FileStorageQuotaError } from './errors.ts';
+import { FileReader, type DataRecordAt, type TxnHeaderAt } from './file-reader.ts';
+import {
+  BACKPOINTER_RECORD_LEN,
+  DATA_HDR_LEN,
+  MAGIC_FS30,
+  MAGIC_LEN,
+  STATUS_CHECKPOINT,
+  STATUS_COMMITTED,
+  STATUS_PACKED,
+  STATUS_UNDONE,
+  TRANS_HDR_LEN,
+  checkMagic,
+  decodeDataHeader,
+  decodeTxnHeader,
+  encodeDataRecord,
+  encodeTxnHeader,
+  metaLengthProblem,
+  p64pos,
+  readPos,
+  tidToUndoId,
+  undoIdToTid,
+} from './format.ts';
+import { FsIndex } from './fsindex.ts';
+import { decodeIndexFile, encodeIndexFile } from './index-file.ts';
+import { LockFile } from './lockfile.ts';
+
+export interface FileStorageOptions {
+  /** open read-only: no lock, nothing is ever written or truncated; a missing file is an error */
+  readOnly?: boolean;
+  /** delete any existing file first and start empty (read-write only) */
+  create?: boolean;
+  /** default for pack's gc argument (Python's pack_gc, default true) */
+  packGc?: boolean;
+  /** keep Data.fs.old after a pack (Python's pack_keep_old, default true) */
+  packKeepOld?: boolean;
+  /** refuse stores that would put a record beyond this file position */
+  quota?: number;
+  /** read-only "time travel": the open scan stops before the first tid >= stop */
+  stop?: Tid;
+  /** name for getName()/sortKey() (default: the path) */
+  name?: string;
+  /** pino logger (default: JSON to stderr at level $ZEO_TS_LOG_LEVEL or 'warn') */
+  logger?: Logger;
+  /** clock in seconds since the epoch, used for new tids (default Date.now()/1000) */
+  now?: () => number;
+  /** reference finder for GC packs; default: referencesf from @zeo-ts/pickle */
+  referencesf?: (data: Buffer) => bigint[];
+  /** maximum number of tpc_begin calls waiting for the commit lock (default 10000) */
+  maxCommitWaiters?: number;
+}
+
+/** An undoLog entry as FileStorage builds it: also carries `size` (tlen), like Python's dict. */
+export interface FileUndoLogEntry extends UndoLogEntry {
+  size: number;
+}
+
+/** An iterator record as FileStorage yields it: also carries its file position. */
+export interface FileDataRecord extends DataRecord {
+  pos: number;
+}
+
+export interface FileTransactionRecord extends TransactionRecord {
+  records: FileDataRecord[];
+  /** header position */
+  pos: number;
+}
+
+/** Fair FIFO async lock with a bounded number of waiters. */
+export class CommitLock {
+  private held = false;
+  private readonly waiters: Array<() => void> = [];
+  constructor(private readonly maxWaiters: number) {}
+  get locked(): boolean {
+    return this.held;
+  }
+  async acquire(): Promise<void> {
+    if (!this.held) {
+      this.held = true;
+      return;
+    }
+    if (this.waiters.length >= this.maxWaiters) throw new StorageTransactionError(`too many transactions waiting for the commit lock (${this.waiters.length})`);
+    await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+  release(): void {
+    if (!this.held) throw new Error('CommitLock.release: not held');
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.held = false;
+  }
+}
+
+interface PendingRecord {
+  tid: Tid;
+  data: Buffer | null;
+  back: number;
+  pos: number;
+}
+
+interface ActiveTxn {
+  txn: TransactionMetaData;
+  tid: Tid;
+  status: string;
+  header: Buffer;
+  /** encoded records, in order */
+  chunks: Buffer[];
+  len: number;
+  tindex: Map<Oid, number>;
+  pending: Map<Oid, PendingRecord>;
+  checks: Array<[Oid, Tid]>;
+  voted: boolean;
+  nextpos: number;
+}
+
+const defaultLogger = (): Logger => pino({ name: 'filestorage', level: process.env.ZEO_TS_LOG_LEVEL ?? 'warn' }, pino.destination(2));
+
+/** Options for the open scan. */
+interface ScanResult {
+  pos: number;
+  ltid: Tid;
+  /** tid of the last header read, including a discarded tail (Python's quirky ltid) */
+  lastSeenTid: Tid;
+}
+
+export class FileStorage implements IStorage {
+  readonly path: string;
+  readonly log: Logger;
+  private fd: number;
+  private reader: FileReader;
+  private readonly readOnly: boolean;
+  private readonly name: string;
+  private readonly options: FileStorageOptions;
+  private lockFile: LockFile | null = null;
+  /** committed index oid -> position */
+  index: FsIndex;
+  /** end of committed data */
+  private pos: number;
+  private ltid: Tid;
+  /** last tid issued or seen (lower bound for new tids) */
+  private ts: Tid;
+  private maxOid: Oid;
+  private readonly commitLock: CommitLock;
+  private active: ActiveTxn | null = null;
+  private readonly listeners = new Set<CommitListener>();
+  private closed = false;
+  /** set while a pack runs (undoLog refuses) */
+  packing = false;
+  private readonly now: () => number;
+
+  constructor(path: string, options: FileStorageOptions = {}) {
+    this.path = path;
+    this.options = options;
+    this.readOnly = !!options.readOnly;
+    this.name = options.name ?? path;
+    this.log = (options.logger ?? defaultLogger()).child({ storage: this.name });
+    this.now = options.now ?? (() => Date.now() / 1000);
+    this.commitLock = new CommitLock(options.maxCommitWaiters ?? 10000);
+    if (this.readOnly) {
+      if (options.create) throw new ReadOnlyError('cannot create a storage read-only');
+      this.fd = openSync(path, 'r');
+    } else {
+      this.lockFile = LockFile.acquire(path + '.lock');
+      try {
+        if (options.create && existsSync(path)) unlinkSync(path);
+        this.fd = openSync(path, existsSync(path) ? 'r+' : 'w+');
+      } catch (e) {
+        this.lockFile.release();
+        throw e;
+      }
+    }
+    this.reader = new FileReader(this.fd, path);
+    this.index = new FsIndex();
+    this.pos = MAGIC_LEN;
+    this.ltid = 0n;
+    this.ts = 0n;
+    this.maxOid = 0n;
+    try {
+      this.openScan();
+    } catch (e) {
+      this.releaseFiles();
+      throw e;
+    }
+  }
+
+  /** Async factory (same as the constructor). */
+  static async open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
+    return new FileStorage(path, options);
+  }
+
+  // ---- open ------------------------------------------------------------------------------
+
+  private openScan(): void {
+    const size = fstatSync(this.fd).size;
+    if (size === 0) {
+      if (this.readOnly) throw new FileStorageFormatError(this.path, 0, 'empty file opened read-only');
+      this.writeAll(MAGIC_FS30, 0);
+      fsyncSync(this.fd);
+      this.pos = MAGIC_LEN;
+      return;
+    }
+    const head = Buffer.alloc(4);
+    this.reader.readInto(head, 4, 0);
+    const m = checkMagic(head);
+    if (m === 'fs21') throw new FileStorageFormatError(this.path, 0, 'FS21 (Python 2) file must be converted first; invalid file header');
+    if (m !== 'ok') throw new FileStorageFormatError(this.path, 0, 'invalid file header (not FS30)');
+
+    let start = MAGIC_LEN;
+    let ltid = 0n;
+    let fromSaved = false;
+    const saved = this.loadSavedIndex(size);
+    if (saved) {
+      this.index = saved.index;
+      start = saved.pos;
+      ltid = saved.ltid;
+      fromSaved = true;
+    }
+    const r = this.scan(start, ltid);
+    this.pos = r.pos;
+    this.ltid = r.ltid;
+    this.ts = r.lastSeenTid > r.ltid ? r.lastSeenTid : r.ltid;
+    this.maxOid = this.index.maxOid();
+    if (!fromSaved && !this.readOnly) this.saveIndex();
+    const ahead = new TimeStamp(this.ltid).timeTime() - this.now();
+    if (this.ltid !== 0n && ahead > 0) {
+      const msg = `${this.name} Database records ${Math.round(ahead)} seconds in the future`;
+      if (ahead > 30 * 60) this.log.fatal(msg);
+      else this.log.warn(msg);
+    }
+  }
+
+  /** Load and sanity-check Data.fs.index (spec §6.2); null when absent or unusable. */
+  private loadSavedIndex(size: number): { index: FsIndex; pos: number; ltid: Tid } | null {
+    const ipath = this.path + '.index';
+    if (!existsSync(ipath)) return null;
+    try {
+      const { pos, index } = decodeIndexFile(readFileSync(ipath));
+      if (pos < 100 || pos > size) throw new Error(`position ${pos} outside [100, ${size}]`);
+      // step back over transactions, checking at most 5 records of the newest non-empty one
+      let tpos = pos;
+      let ltid: Tid | null = null;
+      for (let guard = 0; guard < 1e9; guard++) {
+        if (tpos <= MAGIC_LEN) throw new Error('no non-empty transaction before the index position');
+        const tl = this.reader.readPosAt(tpos - 8);
+        const hpos = tpos - 8 - tl;
+        if (hpos < MAGIC_LEN) throw new Error(`bad redundant length at ${tpos - 8}`);
+        const h = this.reader.readTxnHeader(hpos);
+        if (h.tlen !== tl) throw new Error(`transaction length mismatch at ${hpos}`);
+        if (ltid === null) ltid = h.tid;
+        if (h.status === STATUS_UNDONE || h.tlen === h.hlen) {
+          tpos = hpos;
+          continue;
+        }
+        if (h.status !== STATUS_COMMITTED && h.status !== STATUS_PACKED) throw new Error(`bad status at ${hpos}`);
+        let rpos = hpos + h.hlen;
+        for (let k = 0; k < 5 && rpos < h.end; k++) {
+          const r = this.reader.readRecord(rpos);
+          if (r.tloc !== hpos || r.next > h.end) throw new Error(`record at ${rpos} outside its transaction`);
+          if (index.get(r.oid) !== rpos) throw new Error(`index disagrees with record at ${rpos}`);
+          rpos = r.next;
+        }
+        break;
+      }
+      return { index, pos, ltid: ltid ?? 0n };
+    } catch (e) {
+      this.log.warn({ err: String(e) }, `Ignoring index for ${this.path}`);
+      this.index = new FsIndex();
+      return null;
+    }
+  }
+
+  private nextTrPath(): string {
+    for (let n = 0; n < 100000; n++) {
+      const p = `${this.path}.tr${n}`;
+      if (!existsSync(p)) return p;
+    }
+    throw new FileStorageError(`too many ${this.path}.trN files`);
+  }
+
+  private truncateTail(pos: number, size: number, keep: boolean, message: string): void {
+    if (this.readOnly) return;
+    this.log.warn(message);
+    if (keep) {
+      const tail = this.reader.readExact(pos, size - pos, 'damaged tail');
+      const tr = this.nextTrPath();
+      writeFileSync(tr, tail);
+    }
+    ftruncateSync(this.fd, pos);
+    fsyncSync(this.fd);
+  }
+
+  /** The open scan (spec §8.2): index every complete transaction from `start`. */
+  private scan(start: number, ltidIn: Tid): ScanResult {
+    const size = fstatSync(this.fd).size;
+    if (size < start) throw new FileStorageFormatError(this.path, start, `file is shorter (${size}) than the saved index position`);
+    const stop = this.options.stop ?? 0xffffffffffffffffn;
+    let pos = start;
+    let ltid = ltidIn;
+    let lastGood = ltidIn;
+    const hbuf = Buffer.allocUnsafe(TRANS_HDR_LEN);
+    const tindex = new Map<Oid, number>();
+    const chunk = new ChunkReader(this.reader);
+    for (;;) {
+      const n = this.reader.readInto(hbuf, TRANS_HDR_LEN, pos);
+      if (n === 0) break;
+      if (n < TRANS_HDR_LEN) {
+        this.truncateTail(pos, size, false, `${this.name} truncated at ${pos}`);
+        break;
+      }
+      const h = decodeTxnHeader(hbuf, 0);
+      if (h.tid <= ltid) this.log.warn(`${this.name} time-stamp reduction at ${pos}`);
+      ltid = h.tid;
+      const hlen = TRANS_HDR_LEN + h.ulen + h.dlen + h.elen;
+      if (pos + h.tlen + 8 > size || h.status === STATUS_CHECKPOINT) {
+        this.truncateTail(pos, size, true, `${this.name} truncated, possibly due to damaged records at ${pos}`);
+        break;
+      }
+      if (h.status !== STATUS_COMMITTED && h.status !== STATUS_UNDONE && h.status !== STATUS_PACKED) {
+        this.log.warn(`${this.name} has invalid status, ${h.status}, at ${pos}`);
+      }
+      if (h.tlen < hlen) {
+        const rtl = this.reader.readPosAt(size - 8);
+        if (size - rtl < pos || rtl < TRANS_HDR_LEN) {
+          this.log.fatal(`${this.name} has invalid transaction header at ${pos}`);
+          this.truncateTail(pos, size, true, `${this.name} has invalid transaction header at ${pos}`);
+          break;
+        }
+        throw new CorruptedTransactionError(this.path, pos, `${this.name} has invalid transaction header`);
+      }
+      if (h.tid >= stop) break;
+      const end = pos + h.tlen;
+      if (h.status === STATUS_UNDONE) {
+        if (this.reader.readPosAt(end) !== h.tlen) throw new CorruptedTransactionError(this.path, pos, `${this.name} has inconsistent transaction length`);
+        pos = end + 8;
+        lastGood = h.tid;
+        continue;
+      }
+      tindex.clear();
+      let rpos = pos + hlen;
+      while (rpos < end) {
+        const b = chunk.get(rpos, DATA_HDR_LEN);
+        if (!b) throw new CorruptedTransactionError(this.path, rpos, `${this.name} data record exceeds transaction record`);
+        const dh = decodeDataHeader(b.buf, b.off);
+        const rlen = dh.plen > 0 ? DATA_HDR_LEN + dh.plen : BACKPOINTER_RECORD_LEN;
+        if (rpos + rlen > end || dh.tloc !== pos) throw new CorruptedTransactionError(this.path, rpos, `${this.name} data record exceeds transaction record`);
+        if (dh.vlen !== 0) throw new CorruptedDataError(this.path, rpos, 'non-zero version length; versions aren\'t supported');
+        // prev must match the committed position before this transaction
+        const before = this.index.get(dh.oid);
+        if (before !== dh.prev) {
+          if (dh.prev !== 0) this.log.error(`${this.name} incorrect previous pointer at ${rpos}`);
+          else this.log.warn(`${this.name} incorrect previous pointer at ${rpos}`);
+        }
+        tindex.set(dh.oid, rpos);
+        rpos += rlen;
+      }
+      if (rpos !== end) throw new CorruptedTransactionError(this.path, pos, `${this.name} data records don't add up`);
+      if (this.reader.readPosAt(end) !== h.tlen) throw new CorruptedTransactionError(this.path, end, `${this.name} redundant transaction length check failed`);
+      for (const [oid, p] of tindex) this.index.set(oid, p);
+      pos = end + 8;
+      lastGood = h.tid;
+    }
+    return { pos, ltid: lastGood, lastSeenTid: ltid };
+  }
+
+  /** Write Data.fs.index for the committed state (spec §6.3). */
+  saveIndex(): void {
+    if (this.readOnly) return;
+    const ipath = this.path + '.index';
+    const tmp = ipath + '.index_tmp';
+    writeFileSync(tmp, encodeIndexFile(this.pos, this.index));
+    try {
+      if (existsSync(ipath)) unlinkSync(ipath);
+    } catch {
+      // as Python: ignore remove errors
+    }
+    renameSync(tmp, ipath);
+  }
+
+  // ---- facts -----------------------------------------------------------------------------
+
+  getName(): string {
+    return this.name;
+  }
+  sortKey(): string {
+    return this.name;
+  }
+  getSize(): number {
+    return this.pos;
+  }
+  len(): number {
+    return this.index.size;
+  }
+  isReadOnly(): boolean {
+    return this.readOnly;
+  }
+  supportsUndo(): boolean {
+    return true;
+  }
+  lastTransaction(): Tid {
+    return this.ltid;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StorageError(`${this.name} is closed`);
+  }
+
+  // ---- reading ---------------------------------------------------------------------------
+
+  /** Record header at pos, checked to be for `oid`. */
+  private recordFor(oid: Oid, pos: number): DataRecordAt {
+    const r = this.reader.readRecord(pos);
+    if (r.oid !== oid) throw new CorruptedDataError(this.path, pos, `record oid ${toHex(r.oid)} != expected ${toHex(oid)}`);
+    return r;
+  }
+
+  private dataOf(r: DataRecordAt): Buffer {
+    if (r.data) return r.data;
+    return this.reader.loadBack(r.oid, r.back).data;
+  }
+
+  async load(oid: Oid): Promise<LoadResult> {
+    return this.loadSync(oid);
+  }
+
+  loadSync(oid: Oid): LoadResult {
+    this.checkOpen();
+    const pos = this.index.get(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    const r = this.recordFor(oid, pos);
+    if (r.data) return { data: r.data, tid: r.tid };
+    if (r.back === 0) throw new POSKeyError(oid);
+    return { data: this.reader.loadBack(oid, r.back).data, tid: r.tid };
+  }
+
+  async loadBefore(oid: Oid, tid: Tid): Promise<LoadBeforeResult | null> {
+    return this.loadBeforeSync(oid, tid);
+  }
+
+  loadBeforeSync(oid: Oid, tid: Tid): LoadBeforeResult | null {
+    this.checkOpen();
+    let pos = this.index.get(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    let end: Tid | null = null;
+    let last = Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      if (pos >= last) throw new CorruptedDataError(this.path, pos, `prev pointer does not decrease (from ${last})`);
+      last = pos;
+      const h = this.headerFor(oid, pos);
+      if (h.tid < tid) break;
+      end = h.tid;
+      pos = h.prev;
+      if (pos === 0) return null;
+    }
+    const r = this.recordFor(oid, pos);
+    if (r.data) return { data: r.data, start: r.tid, end };
+    if (r.back === 0) throw new POSKeyError(oid);
+    return { data: this.reader.loadBack(oid, r.back).data, start: r.tid, end };
+  }
+
+  private headerFor(oid: Oid, pos: number) {
+    const h = this.reader.readDataHeader(pos);
+    if (h.oid !== oid) throw new CorruptedDataError(this.path, pos, `record oid ${toHex(h.oid)} != expected ${toHex(oid)}`);
+    return h;
+  }
+
+  async loadSerial(oid: Oid, serial: Tid): Promise<Buffer> {
+    this.checkOpen();
+    let pos = this.index.get(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    let last = Number.MAX_SAFE_INTEGER;
+    for (;;) {
+      if (pos >= last) throw new CorruptedDataError(this.path, pos, `prev pointer does not decrease (from ${last})`);
+      last = pos;
+      const h = this.headerFor(oid, pos);
+      if (h.tid === serial) break;
+      if (h.tid < serial || h.prev === 0) throw new POSKeyError(oid);
+      pos = h.prev;
+    }
+    const r = this.recordFor(oid, pos);
+    if (r.data) return r.data;
+    if (r.back === 0) throw new POSKeyError(oid);
+    return this.reader.loadBack(oid, r.back).data;
+  }
+
+  async getTid(oid: Oid): Promise<Tid> {
+    return this.getTidSync(oid);
+  }
+
+  getTidSync(oid: Oid): Tid {
+    this.checkOpen();
+    const pos = this.index.get(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    const r = this.recordFor(oid, pos);
+    if (!r.data && r.back === 0) throw new POSKeyError(oid);
+    return r.tid;
+  }
+
+  /** tid of the current record, or null (ZODB's lastTid). */
+  lastTid(oid: Oid): Tid | null {
+    try {
+      return this.getTidSync(oid);
+    } catch (e) {
+      if (e instanceof POSKeyError) return null;
+      throw e;
+    }
+  }
+
+  async history(oid: Oid, size = 1): Promise<HistoryEntry[]> {
+    this.checkOpen();
+    let pos = this.index.get(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    const out: HistoryEntry[] = [];
+    let last = Number.MAX_SAFE_INTEGER;
+    while (out.length < size) {
+      if (pos >= last) throw new CorruptedDataError(this.path, pos, `prev pointer does not decrease (from ${last})`);
+      last = pos;
+      const h = this.headerFor(oid, pos);
+      const th = this.reader.readTxnHeader(h.tloc);
+      const meta = this.reader.readTxnMeta(th);
+      out.push({
+        time: new TimeStamp(h.tid).timeTime(),
+        tid: h.tid,
+        serial: h.tid,
+        user_name: meta.user,
+        description: meta.description,
+        size: h.plen,
+        extension: meta.extension,
+      });
+      if (h.prev === 0) break;
+      pos = h.prev;
+    }
+    return out;
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  async new_oid(): Promise<Oid> {
+    this.checkOpen();
+    if (this.readOnly) throw new ReadOnlyError();
+    this.maxOid += 1n;
+    return this.maxOid;
+  }
+
+  /** Raise the new_oid floor (ZODB's set_max_oid). */
+  setMaxOid(oid: Oid): void {
+    if (oid > this.maxOid) this.maxOid = oid;
+  }
+
+  async tpc_begin(txn: TransactionMetaData, tid?: Tid, status = STATUS_COMMITTED): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) throw new ReadOnlyError();
+    if (this.active && this.active.txn === txn) throw new StorageTransactionError('Duplicate tpc_begin calls for same transaction');
+    const meta = { user: txn.user, description: txn.description, extension: txn.extension };
+    const problem = metaLengthProblem(meta);
+    if (problem) throw new FileStorageError(problem);
+    if (status !== STATUS_COMMITTED && status !== STATUS_PACKED) throw new StorageTransactionError(`bad transaction status ${JSON.stringify(status)}`);
+    await this.commitLock.acquire();
+    try {
+      this.checkOpen();
+      let t: Tid;
+      if (tid !== undefined) {
+        if (tid <= this.ltid) throw new StorageTransactionError(`tid ${toHex(tid)} is not later than the last transaction ${toHex(this.ltid)}`);
+        t = tid;
+      } else {
+        t = newTid(this.ts, this.now());
+      }
+      this.ts = t;
+      this.active = {
+        txn,
+        tid: t,
+        status,
+        header: encodeTxnHeader(t, 0, STATUS_CHECKPOINT, meta),
+        chunks: [],
+        len: 0,
+        tindex: new Map(),
+        pending: new Map(),
+        checks: [],
+        voted: false,
+        nextpos: 0,
+      };
+    } catch (e) {
+      this.commitLock.release();
+      throw e;
+    }
+  }
+
+  private activeFor(txn: TransactionMetaData, what = 'store'): ActiveTxn {
+    this.checkOpen();
+    if (this.readOnly) throw new ReadOnlyError();
+    const a = this.active;
+    if (!a || a.txn !== txn) throw new StorageTransactionError(`${what} called with wrong transaction`);
+    if (a.voted) throw new StorageTransactionError(`${what} called after tpc_vote`);
+    return a;
+  }
+
+  /** Append one encoded record to the transaction buffer; returns its file position. */
+  private addRecord(a: ActiveTxn, oid: Oid, tid: Tid, prev: number, data: Buffer | null, back: number, quota: boolean): number {
+    const here = this.pos + a.header.length + a.len;
+    if (quota && this.options.quota !== undefined && here > this.options.quota) throw new FileStorageQuotaError('The storage quota has been exceeded.');
+    const rec = encodeDataRecord(oid, tid, prev, this.pos, data, back);
+    a.chunks.push(rec);
+    a.len += rec.length;
+    a.tindex.set(oid, here);
+    a.pending.set(oid, { tid, data, back, pos: here });
+    return here;
+  }
+
+  private committedTidAt(pos: number): Tid {
+    return this.reader.readDataHeader(pos).tid;
+  }
+
+  async store(oid: Oid, serial: Tid, data: Buffer, txn: TransactionMetaData): Promise<void> {
+    const a = this.activeFor(txn, 'store');
+    if (!data || data.length === 0) throw new StorageError(`store of ${toHex(oid)}: empty data`);
+    if (oid > this.maxOid) this.maxOid = oid;
+    const old = this.index.get(oid);
+    if (old !== 0) {
+      const committed = this.committedTidAt(old);
+      if (serial !== committed) throw new ConflictError({ oid, serials: [committed, serial] });
+    }
+    this.addRecord(a, oid, a.tid, old, data, 0, true);
+  }
+
+  async deleteObject(oid: Oid, serial: Tid, txn: TransactionMetaData): Promise<void> {
+    const a = this.activeFor(txn, 'deleteObject');
+    const old = this.index.get(oid);
+    if (old === 0) throw new POSKeyError(oid);
+    const committed = this.committedTidAt(old);
+    if (serial !== committed) throw new ConflictError({ oid, serials: [committed, serial] });
+    this.addRecord(a, oid, a.tid, old, null, 0, true);
+  }
+
+  async checkCurrentSerialInTransaction(oid: Oid, serial: Tid, txn: TransactionMetaData): Promise<void> {
+    const a = this.activeFor(txn, 'checkCurrentSerialInTransaction');
+    if (a.checks.length > 10_000_000) throw new StorageTransactionError('too many checkCurrentSerialInTransaction calls');
+    a.checks.push([oid, serial]);
+  }
+
+  /** Find a transaction by tid walking back from the end (spec §10.4 _txn_find); UndoError if absent. */
+  private txnFind(tid: Tid): TxnHeaderAt {
+    let pos = this.pos;
+    while (pos > 39) {
+      const h = this.reader.txnBefore(pos);
+      if (!h) break;
+      if (h.tid === tid) return h;
+      if (h.tid < tid) break; // tids increase: it cannot be earlier
+      pos = h.pos;
+    }
+    throw new UndoError('Invalid transaction id');
+  }
+
+  async restore(oid: Oid, serial: Tid, data: Buffer | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    const a = this.activeFor(txn, 'restore');
+    if (data !== null && data.length === 0) throw new StorageError(`restore of ${toHex(oid)}: empty data`);
+    if (oid > this.maxOid) this.maxOid = oid;
+    let back = 0;
+    if (prevTxn !== null && prevTxn !== undefined) {
+      const t = this.txnFind(prevTxn);
+      let found: DataRecordAt | null = null;
+      for (const r of this.reader.records(t)) if (r.oid === oid) found = r;
+      if (found) {
+        if (found.plen === 0) back = found.pos;
+        else if (data === null || found.plen !== data.length) this.log.error(`Mismatch between data and backpointer at ${found.pos}`);
+        else if (found.data!.equals(data)) back = found.pos;
+      }
+    }
+    const old = this.index.get(oid);
+    if (back !== 0) this.addRecord(a, oid, serial, old, null, back, false);
+    else this.addRecord(a, oid, serial, old, data, 0, false);
+  }
+
+  async tpc_vote(txn: TransactionMetaData): Promise<Oid[] | undefined> {
+    this.checkOpen();
+    const a = this.active;
+    if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_vote called with wrong transaction');
+    if (a.voted) return [];
+    for (const [oid, serial] of a.checks) {
+      const current = this.getTidSync(oid);
+      if (current !== serial) throw new ReadConflictError({ oid, serials: [current, serial] });
+    }
+    const tlen = a.header.length + a.len;
+    a.header.writeUInt32BE(Math.floor(tlen / 0x100000000), 8);
+    a.header.writeUInt32BE(tlen >>> 0, 12);
+    const buf = Buffer.concat([a.header, ...a.chunks, p64pos(tlen)], tlen + 8);
+    try {
+      this.writeAll(buf, this.pos);
+    } catch (e) {
+      try {
+        ftruncateSync(this.fd, this.pos);
+      } catch {
+        // the original error matters more
+      }
+      throw e;
+    }
+    a.voted = true;
+    a.nextpos = this.pos + tlen + 8;
+    a.chunks = [];
+    return [];
+  }
+
+  private writeAll(buf: Buffer, pos: number): void {
+    let off = 0;
+    while (off < buf.length) {
+      const n = writeSync(this.fd, buf, off, buf.length - off, pos + off);
+      if (n <= 0) throw new FileStorageError(`${this.path}: write returned ${n} at ${pos + off}`);
+      off += n;
+    }
+  }
+
+  async tpc_finish(txn: TransactionMetaData): Promise<Tid> {
+    this.checkOpen();
+    const a = this.active;
+    if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_finish called with wrong transaction');
+    if (!a.voted) await this.tpc_vote(txn);
+    try {
+      this.writeAll(Buffer.from(a.status, 'latin1'), this.pos + 16);
+      fsyncSync(this.fd);
+    } catch (e) {
+      this.log.fatal({ err: String(e) }, 'Failure in _finish. Closing.');
+      this.active = null;
+      this.commitLock.release();
+      await this.close();
+      throw e;
+    }
+    this.pos = a.nextpos;
+    for (const [oid, p] of a.tindex) this.index.set(oid, p);
+    this.ltid = a.tid;
+    this.active = null;
+    const oids = [...a.tindex.keys()];
+    try {
+      for (const l of this.listeners) {
+        try {
+          l(a.tid, oids);
+        } catch (e) {
+          this.log.error({ err: String(e) }, 'commit listener failed');
+        }
+      }
+    } finally {
+      this.commitLock.release();
+    }
+    return a.tid;
+  }
+
+  async tpc_abort(txn: TransactionMetaData): Promise<void> {
+    const a = this.active;
+    if (!a || a.txn !== txn) return;
+    try {
+      if (a.voted && !this.closed) ftruncateSync(this.fd, this.pos);
+    } finally {
+      this.active = null;
+      this.commitLock.release();
+    }
+  }
+
+  /** True while a transaction holds the commit lock. */
+  get inTransaction(): boolean {
+    return this.active !== null;
+  }
+
+  // ---- undo ------------------------------------------------------------------------------
+
+  async undoLog(first = 0, last = -20, filter?: UndoFilter): Promise<FileUndoLogEntry[]> {
+    this.checkOpen();
+    if (last < 0) last = first - last;
+    if (this.packing) throw new UndoError('Undo is currently disabled for database maintenance.<p>');
+    const out: FileUndoLogEntry[] = [];
+    let i = 0;
+    let pos = this.pos;
+    while (i < last && pos >= 39) {
+      const h = this.reader.txnBefore(pos);
+      if (!h) break;
+      pos = h.pos;
+      if (h.status === STATUS_PACKED) break;
+      if (h.status !== STATUS_COMMITTED) continue;
+      const meta = this.reader.readTxnMeta(h);
+      const e: FileUndoLogEntry = {
+        id: tidToUndoId(h.tid),
+        time: new TimeStamp(h.tid).timeTime(),
+        user_name: meta.user,
+        description: meta.description,
+        extension: meta.extension,
+        tid: h.tid,
+        size: h.tlen,
+      };
+      if (!filter || filter(e)) {
+        if (i >= first) out.push(e);
+        i++;
+      }
+    }
+    return out;
+  }
+
+  async undoInfo(first = 0, last = -20, specification?: Record<string, Buffer | string>): Promise<FileUndoLogEntry[]> {
+    if (!specification) return this.undoLog(first, last);
+    const spec = Object.entries(specification);
+    return this.undoLog(first, last, (e) =>
+      spec.every(([k, v]) => {
+        const have = (e as unknown as Record<string, unknown>)[k];
+        const want = typeof v === 'string' ? Buffer.from(v) : v;
+        if (Buffer.isBuffer(have)) return have.equals(want);
+        if (typeof have === 'string') return Buffer.from(have).equals(want);
+        return false;
+      }),
+    );
+  }
+
+  async undo(transactionId: Buffer, txn: TransactionMetaData): Promise<Oid[]> {
+    const a = this.activeFor(txn, 'undo');
+    const utid = undoIdToTid(transactionId);
+    if (utid === null) throw new UndoError('Invalid transaction id');
+    const t = this.txnFind(utid);
+    if (t.status !== STATUS_COMMITTED) throw new UndoError('non-undoable transaction');
+    // snapshot so a failed undo leaves nothing behind
+    const snap = { chunks: a.chunks.length, len: a.len, tindex: new Map(a.tindex), pending: new Map(a.pending), maxOid: this.maxOid };
+    const errors = new Map<Oid, UndoError>();
+    const written: Oid[] = [];
+    for (const r of this.reader.records(t)) {
+      const o = r.oid;
+      try {
+        const tp = a.tindex.get(o) ?? 0;
+        const ip = this.index.get(o);
+        const cur = tp || ip;
+        let copy = true;
+        if (cur !== r.pos) {
+          let cptr: number;
+          let cdata: Buffer | null;
+          if (tp) {
+            const p = a.pending.get(o)!;
+            if (p.data) {
+              cptr = p.pos;
+              cdata = p.data;
+            } else {
+              cptr = p.back;
+              cdata = null;
+            }
+          } else {
+            const c = this.recordFor(o, ip);
+            if (c.data) {
+              cptr = ip;
+              cdata = c.data;
+            } else {
+              cptr = c.back;
+              cdata = null;
+            }
+          }
+          if (cptr !== r.pos) {
+            let undone: Buffer;
+            try {
+              undone = this.reader.loadBack(o, r.pos).data;
+              if (!cdata) cdata = this.reader.loadBack(o, cptr).data;
+            } catch (e) {
+              if (e instanceof POSKeyError) throw new UndoError('_loadBack() failed', o);
+              throw e;
+            }
+            if (!undone.equals(cdata)) {
+              copy = false;
+              if (r.prev === 0) throw new UndoError("Can't undo an add transaction followed by conflicting transactions.", o);
+            }
+          }
+        }
+        if (r.prev === 0) this.addRecord(a, o, a.tid, ip, null, 0, false);
+        else if (copy) this.addRecord(a, o, a.tid, ip, null, r.prev, false);
+        else throw new UndoError('Some data were modified by a later transaction', o);
+        errors.delete(o);
+        written.push(o);
+      } catch (e) {
+        if (!(e instanceof UndoError)) throw e;
+        errors.set(o, e);
+      }
+    }
+    if (errors.size) {
+      a.chunks.length = snap.chunks;
+      a.len = snap.len;
+      a.tindex = snap.tindex;
+      a.pending = snap.pending;
+      this.maxOid = snap.maxOid;
+      const list = [...errors.values()];
+      if (list.length === 1) throw list[0]!;
+      throw new MultipleUndoErrors(list);
+    }
+    return written;
+  }
+
+  // ---- pack ------------------------------------------------------------------------------
+
+  async pack(t: number, gc?: boolean): Promise<void> {
+    const { packStorage } = await import('./pack.ts');
+    await packStorage(this, t, gc ?? this.options.packGc ?? true);
+  }
+
+  /** Internals used by the packer (not for general use). */
+  packInternals() {
+    return {
+      fd: () => this.fd,
+      reader: () => this.reader,
+      pos: () => this.pos,
+      commitLock: this.commitLock,
+      options: this.options,
+      referencesf: this.options.referencesf,
+      keepOld: this.options.packKeepOld ?? true,
+      readOnly: this.readOnly,
+      /** swap in the packed file: called with the commit lock held */
+      swap: (packPath: string, index: FsIndex, size: number) => {
+        closeSync(this.fd);
+        const oldPath = this.path + '.old';
+        try {
+          renameSync(this.path, oldPath);
+        } catch (e) {
+          this.fd = openSync(this.path, 'r+');
+          this.reader = new FileReader(this.fd, this.path);
+          throw e;
+        }
+        renameSync(packPath, this.path);
+        this.fd = openSync(this.path, 'r+');
+        this.reader = new FileReader(this.fd, this.path);
+        this.index = index;
+        this.pos = size;
+        this.saveIndex();
+      },
+    };
+  }
+
+  // ---- iteration -------------------------------------------------------------------------
+
+  iterator(start?: Tid, stop?: Tid): AsyncIterable<FileTransactionRecord> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return {
+      [Symbol.asyncIterator]: async function* () {
+        for (const t of self.iterateSync(start, stop)) yield t;
+      },
+    };
+  }
+
+  /** Synchronous iterator over committed transactions (spec §9.9). */
+  *iterateSync(start?: Tid, stop?: Tid): Generator<FileTransactionRecord> {
+    this.checkOpen();
+    let pos = MAGIC_LEN;
+    for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+      if (this.closed) return;
+      const end = this.pos;
+      if (pos >= end) return;
+      let h: TxnHeaderAt;
+      try {
+        h = this.reader.readTxn(pos, end);
+      } catch (e) {
+        this.log.warn({ err: String(e) }, `iterator stopped at ${pos}`);
+        return;
+      }
+      pos = h.end + 8;
+      if (h.status === STATUS_CHECKPOINT) return;
+      if (h.status === STATUS_UNDONE) continue;
+      if (start !== undefined && h.tid < start) continue;
+      if (stop !== undefined && h.tid > stop) return;
+      yield this.transactionRecord(h);
+    }
+  }
+
+  private transactionRecord(h: TxnHeaderAt): FileTransactionRecord {
+    const meta = this.reader.readTxnMeta(h);
+    const records: FileDataRecord[] = [];
+    for (const r of this.reader.records(h, 'lenient')) {
+      let data: Buffer | null = r.data;
+      let dataTxn: Tid | null = null;
+      if (!data && r.back !== 0) {
+        try {
+          data = this.reader.loadBack(r.oid, r.back).data;
+        } catch (e) {
+          if (!(e instanceof POSKeyError)) throw e;
+          data = null;
+        }
+        dataTxn = this.reader.readDataHeader(r.back).tid;
+      }
+      records.push({ oid: r.oid, tid: r.tid, data, data_txn: dataTxn, pos: r.pos });
+    }
+    return { tid: h.tid, status: h.status, user: meta.user, description: meta.description, extension: meta.extension, records, pos: h.pos };
+  }
+
+  /** [tid, oids] of the last `count` transactions, oldest first (ZODB's lastInvalidations). */
+  lastInvalidations(count: number): Array<[Tid, Oid[]]> {
+    this.checkOpen();
+    let pos = this.pos;
+    for (let i = 0; i < count && pos > MAGIC_LEN; i++) {
+      const h = this.reader.txnBefore(pos);
+      if (!h) break;
+      pos = h.pos;
+    }
+    const out: Array<[Tid, Oid[]]> = [];
+    for (const h of this.reader.transactions(pos, this.pos, 'lenient')) {
+      if (h.status === STATUS_UNDONE) continue;
+      out.push([h.tid, [...this.reader.records(h, 'lenient')].map((r) => r.oid)]);
+    }
+    return out;
+  }
+
+  /**
+   * ZODB's record_iternext: the smallest oid >= next (or overall), its current data and tid,
+   * and the following oid (null at the end). POSKeyError on a deleted object.
+   */
+  async record_iternext(next?: Oid | null): Promise<{ oid: Oid; tid: Tid; data: Buffer; next: Oid | null }> {
+    const oids = this.index.sortedOids();
+    if (oids.length === 0) throw new StorageError('record_iternext: empty storage');
+    let i = 0;
+    if (next !== undefined && next !== null) {
+      let lo = 0;
+      let hi = oids.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (oids[mid]! < next) lo = mid + 1;
+        else hi = mid;
+      }
+      i = lo;
+    }
+    if (i >= oids.length) throw new StorageError('record_iternext: no more oids');
+    const oid = oids[i]!;
+    const r = this.loadBeforeSync(oid, maxtid);
+    if (!r) throw new POSKeyError(oid);
+    return { oid, tid: r.start, data: r.data, next: i + 1 < oids.length ? oids[i + 1]! : null };
+  }
+
+  // ---- observation and lifecycle ---------------------------------------------------------
+
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  private releaseFiles(): void {
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.lockFile?.release();
+    this.lockFile = null;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.active) {
+      const a = this.active;
+      try {
+        if (a.voted) ftruncateSync(this.fd, this.pos);
+      } catch {
+        // closing anyway
+      }
+      this.active = null;
+      this.commitLock.release();
+    }
+    this.closed = true;
+    try {
+      if (!this.readOnly) this.saveIndex();
+    } finally {
+      this.releaseFiles();
+    }
+  }
+}
+
+/** Sequential window over a file for fast scans: one read per ~1 MiB instead of per record. */
+export class ChunkReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private start = 0;
+  constructor(
+    private readonly reader: FileReader,
+    private readonly chunk = 1 << 20,
+  ) {}
+
+  /** `len` bytes at `pos` as (buffer, offset), or null if the file ends first. */
+  get(pos: number, len: number): { buf: Buffer; off: number } | null {
+    if (pos >= this.start && pos + len <= this.start + this.buf.length) return { buf: this.buf, off: pos - this.start };
+    const size = Math.max(this.chunk, len);
+    const b = this.buf.length >= size ? this.buf : Buffer.allocUnsafe(size);
+    const n = this.reader.readInto(b, size, pos);
+    this.buf = b.subarray(0, n);
+    this.start = pos;
+    if (n < len) return null;
+    return { buf: this.buf, off: 0 };
+  }
+
+  /** Forget the window (after the file changed). */
+  reset(): void {
+    this.buf = Buffer.alloc(0);
+    this.start = 0;
+  }
+}
+
+// re-exports for the packer
+export { readPos };
