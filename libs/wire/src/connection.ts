@@ -1,0 +1,673 @@
+/**
+ * RpcConnection: one ZEO 5 connection over a net.Socket or tls.TLSSocket, usable by servers and
+ * clients (zeo5-protocol §3–§5, §9). The only module of @zeo-ts/wire that touches sockets.
+ *
+ * Responsibilities: framing with a maximum frame size, the handshake of either side, dispatch of
+ * incoming calls to a handler (in arrival order, one at a time, with explicitly delayed replies),
+ * replies and error replies, one-way calls, outgoing calls with msgid bookkeeping, heartbeats,
+ * write back-pressure with a bounded queue, and closing (only this connection) on any protocol
+ * violation.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { ConnectionClosedError, ProtocolError, errorFromWire, PythonError } from './errors.ts';
+import { FrameDecoder, DEFAULT_MAX_FRAME, frameHeader, FrameTooLargeError } from './framing.ts';
+import {
+  announcement, clientAnswer, encodeRuokReply, parseClientHandshake, type EncodingLetter,
+} from './handshake.ts';
+import {
+  HEARTBEAT_MSGID, REPLY, errorReply, errorReplyParts, heartbeat, isErrorReply, reply, truthy,
+  type Message, type MessageCodec,
+} from './message.ts';
+import { M5Codec } from './m5.ts';
+import { asBuffer, shortRepr, type WireValue } from './values.ts';
+
+/** A reply that will be sent later, while the connection goes on processing messages (§5.5 rule 7). */
+export class Delayed {
+  constructor(readonly promise: Promise<WireValue | undefined>) {}
+}
+
+/** Wrap a promise so its call's reply is sent when it settles, without holding up later messages. */
+export function delayed(promise: Promise<WireValue | undefined>): Delayed {
+  return new Delayed(promise);
+}
+
+export interface IncomingCall {
+  readonly connection: RpcConnection;
+  readonly msgid: WireValue;
+  /** true for a one-way call: nothing is sent back; a failure closes the connection (server role) */
+  readonly oneWay: boolean;
+}
+
+/**
+ * Handles one incoming call. Return the result (a value, `undefined` = None, a Promise, or
+ * `delayed(promise)`). A returned Promise holds up the processing of later messages of this
+ * connection until it settles (so one-way calls like storea apply in order); `delayed()` does not.
+ * Throwing (or rejecting) sends an error reply for a synchronous call (§5.5 rule 5); a
+ * ProtocolError instead closes the connection without a reply (e.g. a method not allowed, §4.5).
+ */
+export type CallHandler = (method: string, args: WireValue[], call: IncomingCall) =>
+  WireValue | undefined | void | Promise<WireValue | undefined | void> | Delayed;
+
+export type CodecFactory = (letter: EncodingLetter) => MessageCodec | undefined;
+
+export interface RpcConnectionOptions {
+  /** 'server' announces and accepts; 'client' waits for the announcement and answers. */
+  role: 'server' | 'client';
+  /** server: the letter announced (default 'M', §4.3). */
+  announce?: EncodingLetter;
+  /** Encodings this side can speak. Default: those `codecs` provides ('M' always; 'Z' once available). */
+  encodings?: EncodingLetter[];
+  /** Codec for an encoding letter. Default: M5Codec for 'M', and the Z5 codec for 'Z' when registered. */
+  codecs?: CodecFactory;
+  /** Incoming calls (server: client requests; client: invalidateTransaction, info, receiveBlob*). */
+  handler?: CallHandler;
+  /** server: the status document answered to `ruok` (§4.4). Without it a `ruok` probe is just closed. */
+  ruok?: () => Record<string, Record<string, unknown>>;
+  /** Largest accepted frame payload (default 256 MiB, W-2). */
+  maxFrame?: number;
+  /** Outgoing synchronous calls awaiting a reply (default 10000); more are refused. */
+  maxPendingCalls?: number;
+  /** Bytes allowed to wait for the socket to drain (default 512 MiB); beyond, the peer is too slow: close. */
+  maxOutgoingBytes?: number;
+  /** Received but unprocessed bytes above which reading pauses (default 64 MiB). */
+  maxInboundBytes?: number;
+  /** client: heartbeat period in ms (default 60000, §5.8 / C-7); 0 disables. Servers never send heartbeats. */
+  heartbeatInterval?: number;
+  /** Close one-way call failures? Default: true for servers (§5.5 rule 5), false for clients (logged). */
+  closeOnOneWayError?: boolean;
+  logger?: Logger;
+  /** Name for logs (default: the peer address). */
+  label?: string;
+}
+
+export interface CallOptions {
+  /** msgid to use instead of the next counter value (e.g. `[oid, tid]` for loadBefore, §5.3). Identical in-flight msgids share one call. */
+  msgid?: WireValue;
+  /** Called synchronously with the result when the reply is processed, before any later message is (§5.7). */
+  onReply?: (result: WireValue) => void;
+}
+
+interface Pending {
+  resolve: (v: WireValue) => void;
+  reject: (e: Error) => void;
+  promise: Promise<WireValue>;
+  method: string;
+  onReply: ((result: WireValue) => void)[];
+}
+
+let defaultLogger: Logger | undefined;
+function getDefaultLogger(): Logger {
+  defaultLogger ??= pino({ name: 'zeo-wire', level: process.env['ZEO_TS_LOG_LEVEL'] ?? 'info' });
+  return defaultLogger;
+}
+
+const codecRegistry = new Map<EncodingLetter, () => MessageCodec>([['M', () => new M5Codec()]]);
+
+/** Make an encoding available to every RpcConnection by default (the Z5 module registers itself). */
+export function registerCodec(letter: EncodingLetter, make: () => MessageCodec): void {
+  codecRegistry.set(letter, make);
+}
+
+/** Encodings registered by default. */
+export function availableEncodings(): EncodingLetter[] {
+  return [...codecRegistry.keys()];
+}
+
+/** A canonical string for a msgid, so array msgids such as (oid, tid) can key a Map. */
+export function msgidKey(v: WireValue): string {
+  if (v === null) return 'N';
+  switch (typeof v) {
+    case 'number':
+      return Number.isInteger(v) ? `i${v}` : `f${v}`;
+    case 'bigint':
+      return `i${v}`;
+    case 'boolean':
+      return v ? 'i1' : 'i0'; // Python: True == 1 as a dict key
+    case 'string':
+      return `s${JSON.stringify(v)}`;
+    default:
+      if (v instanceof Uint8Array) return `b${asBuffer(v).toString('hex')}`;
+      if (Array.isArray(v)) return `(${v.map((x) => msgidKey(x as WireValue)).join(',')})`;
+      return `o${shortRepr(v, 1000)}`;
+  }
+}
+
+type State = 'handshake' | 'open' | 'closing' | 'closed';
+
+/**
+ * Events: 'handshake' (letter) once the encoding is agreed; 'heartbeat' when a heartbeat arrives;
+ * 'close' (error or undefined) once, when the socket is gone.
+ */
+export class RpcConnection extends EventEmitter {
+  readonly role: 'server' | 'client';
+  readonly socket: Socket;
+  readonly log: Logger;
+  /** The agreed encoding letter, once the handshake is done. */
+  letter: EncodingLetter | undefined;
+  /** Why the connection closed (undefined for a normal close). */
+  closeReason: Error | undefined;
+  /** Resolves with the letter when the handshake is done; rejects if the connection closes first. */
+  readonly ready: Promise<EncodingLetter>;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<Error | undefined>;
+
+  private readonly opts: Required<Pick<RpcConnectionOptions, 'maxPendingCalls' | 'maxOutgoingBytes' | 'maxInboundBytes' | 'heartbeatInterval' | 'closeOnOneWayError'>>;
+  private readonly encodings: EncodingLetter[];
+  private readonly codecs: CodecFactory;
+  private readonly handler: CallHandler | undefined;
+  private readonly ruokStatus: (() => Record<string, Record<string, unknown>>) | undefined;
+  private readonly decoder: FrameDecoder;
+  private codec: MessageCodec | undefined;
+  private state: State = 'handshake';
+  private messageId = 0;
+  private readonly pending = new Map<string, Pending>();
+  private readonly inbound: Buffer[] = [];
+  private inboundBytes = 0;
+  private readingPaused = false;
+  private pumping = false;
+  private readonly outbound: Buffer[] = [];
+  private outboundBytes = 0;
+  private writePaused = false;
+  private drainWaiters: (() => void)[] = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private endAfterFlush = false;
+  private resolveReady!: (l: EncodingLetter) => void;
+  private rejectReady!: (e: Error) => void;
+  private resolveClosed!: (e: Error | undefined) => void;
+
+  constructor(socket: Socket, options: RpcConnectionOptions) {
+    super();
+    this.role = options.role;
+    this.socket = socket;
+    const label = options.label ?? `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`;
+    this.log = (options.logger ?? getDefaultLogger()).child({ conn: label, role: this.role });
+    this.codecs = options.codecs ?? ((l) => codecRegistry.get(l)?.());
+    this.encodings = options.encodings ?? availableEncodings();
+    if (!this.encodings.length) throw new RangeError('RpcConnection needs at least one encoding');
+    this.handler = options.handler;
+    this.ruokStatus = options.ruok;
+    this.decoder = new FrameDecoder(options.maxFrame ?? DEFAULT_MAX_FRAME);
+    this.opts = {
+      maxPendingCalls: options.maxPendingCalls ?? 10000,
+      maxOutgoingBytes: options.maxOutgoingBytes ?? 512 * 1024 * 1024,
+      maxInboundBytes: options.maxInboundBytes ?? 64 * 1024 * 1024,
+      heartbeatInterval: options.heartbeatInterval ?? (this.role === 'client' ? 60000 : 0),
+      closeOnOneWayError: options.closeOnOneWayError ?? this.role === 'server',
+    };
+    this.ready = new Promise((res, rej) => {
+      this.resolveReady = res;
+      this.rejectReady = rej;
+    });
+    this.ready.catch(() => undefined); // a failed handshake is reported through 'close' as well
+    this.closed = new Promise((res) => {
+      this.resolveClosed = res;
+    });
+
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (err: Error) => {
+      if (!this.closeReason) this.closeReason = err;
+      this.log.debug({ err: err.message }, 'socket error');
+    });
+    socket.on('end', () => {
+      // the peer finished sending; we do not keep half-open connections
+      if (this.state !== 'closed') this.finishClose();
+    });
+    socket.on('close', () => this.onSocketClose());
+
+    if (this.role === 'server') {
+      const ann = options.announce ?? 'M';
+      this.writeFrame(announcement(ann));
+    }
+    if (this.opts.heartbeatInterval > 0) {
+      this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatInterval);
+      this.heartbeatTimer.unref();
+    }
+  }
+
+  /** Is the connection usable (handshake may still be in progress)? */
+  get isOpen(): boolean {
+    return this.state === 'handshake' || this.state === 'open';
+  }
+
+  /** Outgoing synchronous calls awaiting replies. */
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
+  /** Bytes queued by us (not yet handed to the socket) plus the socket's own buffer. */
+  get outgoingBytes(): number {
+    return this.outboundBytes + this.socket.writableLength;
+  }
+
+  /** False while the socket is not accepting more data without buffering (back-pressure). */
+  get writable(): boolean {
+    return !this.writePaused && this.isOpen;
+  }
+
+  /** Resolves once queued output has been handed to the socket and it drained (or the connection closed). */
+  waitDrain(): Promise<void> {
+    if (!this.writePaused || !this.isOpen) return Promise.resolve();
+    return new Promise((res) => this.drainWaiters.push(res));
+  }
+
+  // ---------------------------------------------------------------- outgoing
+
+  /** A synchronous call: resolves with the reply's value, rejects with the mapped error (§6.5). */
+  call(method: string, args: WireValue[], options: CallOptions = {}): Promise<WireValue> {
+    if (!this.isOpen) return Promise.reject(new ConnectionClosedError(`connection closed${this.closeReason ? `: ${this.closeReason.message}` : ''}`));
+    let msgid: WireValue;
+    if (options.msgid !== undefined) {
+      msgid = options.msgid;
+      if (msgid === HEARTBEAT_MSGID || msgid === 0) throw new RangeError(`msgid ${String(msgid)} is reserved`);
+    } else {
+      msgid = ++this.messageId;
+    }
+    const key = msgidKey(msgid);
+    const existing = this.pending.get(key);
+    if (existing) {
+      // identical in-flight call (the reference merges loadBefore calls this way)
+      if (options.onReply) existing.onReply.push(options.onReply);
+      return existing.promise;
+    }
+    if (this.pending.size >= this.opts.maxPendingCalls) {
+      return Promise.reject(new ProtocolError(`too many calls in flight (${this.pending.size}); refusing ${method}`));
+    }
+    let resolve!: (v: WireValue) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<WireValue>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const p: Pending = { resolve, reject, promise, method, onReply: options.onReply ? [options.onReply] : [] };
+    this.pending.set(key, p);
+    const msg: Message = { msgid, flags: false, method, args };
+    if (this.state === 'handshake') {
+      // queue behind the handshake (the reference writes its answer and register back to back)
+      this.ready.then(() => this.sendMessageOrFail(msg, key), () => undefined);
+    } else {
+      this.sendMessageOrFail(msg, key);
+    }
+    return promise;
+  }
+
+  /** A one-way call `(0, True, method, args)`: nothing comes back (§5.2, §9). */
+  callOneWay(method: string, args: WireValue[]): void {
+    if (!this.isOpen) throw new ConnectionClosedError(`connection closed; cannot send ${method}`);
+    const msg: Message = { msgid: 0, flags: true, method, args };
+    if (this.state === 'handshake') {
+      this.ready.then(() => this.sendMessage(msg), () => undefined);
+    } else {
+      this.sendMessage(msg);
+    }
+  }
+
+  /** Send `(-1, 0, ".reply", None)` (§5.8). */
+  sendHeartbeat(): void {
+    if (this.state !== 'open') return;
+    this.sendMessage(heartbeat());
+  }
+
+  /** Send a reply (for handlers that answer out of band). */
+  sendReply(msgid: WireValue, result: WireValue): void {
+    if (this.state !== 'open') return;
+    let payload: Buffer;
+    try {
+      payload = this.codec!.encode(reply(msgid, result));
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, result: shortRepr(result) }, 'unencodable response');
+      this.sendError(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"]));
+      return;
+    }
+    this.writeFrame(payload);
+  }
+
+  /** Send an error reply for `err` (§6.4). */
+  sendError(msgid: WireValue, err: unknown): void {
+    if (this.state !== 'open') return;
+    let payload: Buffer;
+    try {
+      payload = this.codec!.encode(errorReply(msgid, err));
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'unencodable error reply');
+      payload = this.codec!.encode(errorReply(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"])));
+    }
+    this.writeFrame(payload);
+  }
+
+  private sendMessageOrFail(msg: Message, key: string): void {
+    try {
+      this.sendMessage(msg);
+    } catch (e) {
+      const p = this.pending.get(key);
+      this.pending.delete(key);
+      p?.reject(e as Error);
+    }
+  }
+
+  private sendMessage(msg: Message): void {
+    if (this.state !== 'open') throw new ConnectionClosedError(`connection closed; cannot send ${msg.method}`);
+    this.writeFrame(this.codec!.encode(msg));
+  }
+
+  /** Frame and write a payload, respecting back-pressure; close when the peer reads too slowly. */
+  private writeFrame(payload: Buffer): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    const frame = payload.length < 65536 ? Buffer.concat([frameHeader(payload.length), payload]) : null;
+    const parts = frame ? [frame] : [frameHeader(payload.length), payload];
+    if (this.writePaused) {
+      for (const p of parts) {
+        this.outbound.push(p);
+        this.outboundBytes += p.length;
+      }
+      if (this.outboundBytes + this.socket.writableLength > this.opts.maxOutgoingBytes) {
+        this.abort(new ProtocolError(`peer is not reading: more than ${this.opts.maxOutgoingBytes} bytes of output queued`));
+      }
+      return;
+    }
+    let ok = true;
+    for (const p of parts) ok = this.socket.write(p);
+    if (!ok) {
+      this.writePaused = true;
+      if (this.socket.writableLength > this.opts.maxOutgoingBytes) {
+        this.abort(new ProtocolError(`peer is not reading: more than ${this.opts.maxOutgoingBytes} bytes of output queued`));
+      }
+    }
+  }
+
+  private onDrain(): void {
+    this.writePaused = false;
+    // bounded: each round hands one queued buffer to the socket
+    while (this.outbound.length && !this.writePaused) {
+      const b = this.outbound.shift()!;
+      this.outboundBytes -= b.length;
+      if (!this.socket.write(b)) this.writePaused = true;
+    }
+    if (!this.writePaused) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+      if (this.endAfterFlush) this.socket.end();
+    }
+  }
+
+  // ---------------------------------------------------------------- incoming
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.abort(e as Error);
+      return;
+    }
+    for (const f of frames) {
+      this.inbound.push(f);
+      this.inboundBytes += f.length + 4;
+    }
+    if (this.inboundBytes > this.opts.maxInboundBytes && !this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
+    this.pump();
+  }
+
+  /** Process queued frames one at a time, in order; awaits handlers that return promises. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const run = async (): Promise<void> => {
+      try {
+        while (this.inbound.length && (this.state === 'open' || this.state === 'handshake')) {
+          const frame = this.inbound.shift()!;
+          this.inboundBytes -= frame.length + 4;
+          if (this.readingPaused && this.inboundBytes <= this.opts.maxInboundBytes / 2) {
+            this.readingPaused = false;
+            this.socket.resume();
+          }
+          const r = this.processFrame(frame);
+          if (r) await r;
+        }
+      } catch (e) {
+        this.abort(e instanceof Error ? e : new Error(String(e)));
+      } finally {
+        this.pumping = false;
+      }
+      if (this.inbound.length && this.state === 'open') this.pump();
+    };
+    void run();
+  }
+
+  private processFrame(frame: Buffer): Promise<void> | undefined {
+    if (this.state === 'handshake') {
+      this.processHandshake(frame);
+      return undefined;
+    }
+    let msg: Message;
+    try {
+      msg = this.codec!.decode(frame);
+    } catch (e) {
+      // §5.5 rule 1: undecodable payload closes the connection
+      this.abort(e instanceof ProtocolError ? e : new ProtocolError(`undecodable message: ${(e as Error).message}`));
+      return undefined;
+    }
+    if (msg.msgid === HEARTBEAT_MSGID) {
+      // §5.5 rule 2 / S-5: ignored whatever the other fields are
+      this.emit('heartbeat');
+      return undefined;
+    }
+    if (msg.method === REPLY) {
+      this.processReply(msg);
+      return undefined;
+    }
+    return this.processCall(msg);
+  }
+
+  private processHandshake(frame: Buffer): void {
+    if (this.role === 'server') {
+      let hs;
+      try {
+        hs = parseClientHandshake(frame, this.encodings);
+      } catch (e) {
+        this.log.error({ handshake: shortRepr(frame) }, 'bad handshake');
+        this.abort(e as Error);
+        return;
+      }
+      if (hs.kind === 'ruok') {
+        // §4.4 / S-3: one JSON frame, then close
+        this.state = 'closing';
+        if (this.ruokStatus) {
+          try {
+            this.writeFrame(encodeRuokReply(this.ruokStatus()));
+          } catch (e) {
+            this.abort(e as Error);
+            return;
+          }
+        }
+        this.closeGracefully();
+        return;
+      }
+      this.startEncoding(hs.letter);
+      this.log.info({ protocol: `${hs.letter}5` }, 'received handshake');
+      return;
+    }
+    let ans;
+    try {
+      ans = clientAnswer(frame, this.encodings);
+    } catch (e) {
+      this.abort(e as Error);
+      return;
+    }
+    if (!this.startEncoding(ans.letter)) return;
+    this.writeFrame(ans.answer);
+  }
+
+  private startEncoding(letter: EncodingLetter): boolean {
+    const codec = this.codecs(letter);
+    if (!codec) {
+      this.abort(new ProtocolError(`no codec for encoding ${letter}5`));
+      return false;
+    }
+    this.codec = codec;
+    this.letter = letter;
+    this.state = 'open';
+    this.resolveReady(letter);
+    this.emit('handshake', letter);
+    return true;
+  }
+
+  private processReply(msg: Message): void {
+    const key = msgidKey(msg.msgid);
+    const p = this.pending.get(key);
+    if (!p) {
+      if (this.role === 'server') {
+        // a server has no outstanding calls: ".reply" is not an allowed method (§5.5 rule 3)
+        this.abort(new ProtocolError(`unexpected reply message with msgid ${shortRepr(msg.msgid)}`));
+      } else {
+        this.log.error({ msgid: shortRepr(msg.msgid) }, 'reply to no outstanding call');
+      }
+      return;
+    }
+    this.pending.delete(key);
+    if (isErrorReply(msg)) {
+      let err: Error;
+      try {
+        const [cls, state] = errorReplyParts(msg);
+        err = errorFromWire(cls, state);
+      } catch (e) {
+        err = e as Error;
+      }
+      p.reject(err);
+      return;
+    }
+    for (const cb of p.onReply) {
+      try {
+        cb(msg.args);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message, method: p.method }, 'onReply callback failed');
+      }
+    }
+    p.resolve(msg.args);
+  }
+
+  private processCall(msg: Message): Promise<void> | undefined {
+    const oneWay = truthy(msg.flags);
+    if (!this.handler) {
+      this.abort(new ProtocolError(`unexpected call ${JSON.stringify(msg.method)}: no handler`));
+      return undefined;
+    }
+    const call: IncomingCall = { connection: this, msgid: msg.msgid, oneWay };
+    let result: ReturnType<CallHandler>;
+    try {
+      result = this.handler(msg.method, msg.args as WireValue[], call);
+    } catch (e) {
+      this.callFailed(msg, oneWay, e);
+      return undefined;
+    }
+    if (result instanceof Delayed) {
+      result.promise.then(
+        (v) => this.callSucceeded(msg, oneWay, v),
+        (e) => this.callFailed(msg, oneWay, e),
+      );
+      return undefined;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (v) => this.callSucceeded(msg, oneWay, v as WireValue | undefined),
+        (e) => this.callFailed(msg, oneWay, e),
+      );
+    }
+    this.callSucceeded(msg, oneWay, result as WireValue | undefined);
+    return undefined;
+  }
+
+  private callSucceeded(msg: Message, oneWay: boolean, value: WireValue | undefined): void {
+    if (oneWay || this.state !== 'open') return;
+    this.sendReply(msg.msgid, value === undefined ? null : value);
+  }
+
+  private callFailed(msg: Message, oneWay: boolean, err: unknown): void {
+    if (this.state !== 'open') return;
+    if (err instanceof ProtocolError) {
+      this.log.error({ method: msg.method, err: err.message }, 'protocol violation');
+      this.abort(err);
+      return;
+    }
+    if (oneWay) {
+      this.log.error({ method: msg.method, err: (err as Error)?.message }, 'one-way call failed');
+      if (this.opts.closeOnOneWayError) this.abort(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.sendError(msg.msgid, err);
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /** Close after queued output is written (replies already produced still reach the peer). */
+  close(): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.state = 'closing';
+    this.closeGracefully();
+  }
+
+  /** Close at once because of `err` (logged); output still queued is dropped. */
+  abort(err: Error): void {
+    if (this.state === 'closed') return;
+    if (!this.closeReason) this.closeReason = err;
+    if (err instanceof FrameTooLargeError || err instanceof ProtocolError) {
+      this.log.error({ err: err.message }, 'closing connection: protocol error');
+    } else {
+      this.log.error({ err: err.message }, 'closing connection');
+    }
+    this.finishClose();
+    this.socket.destroy();
+  }
+
+  private closeGracefully(): void {
+    this.failPending();
+    this.stopHeartbeat();
+    if (this.writePaused) this.endAfterFlush = true;
+    else this.socket.end();
+  }
+
+  private finishClose(): void {
+    if (this.state !== 'closing') this.state = 'closing';
+    this.failPending();
+    this.stopHeartbeat();
+    this.inbound.length = 0;
+    this.inboundBytes = 0;
+    this.outbound.length = 0;
+    this.outboundBytes = 0;
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  private failPending(): void {
+    const reason = this.closeReason;
+    this.rejectReady(new ConnectionClosedError(`connection closed before the handshake completed${reason ? `: ${reason.message}` : ''}`));
+    if (!this.pending.size) return;
+    const err = new ConnectionClosedError(`connection closed${reason ? `: ${reason.message}` : ''}`);
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(err);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private onSocketClose(): void {
+    if (this.state === 'closed') return;
+    this.finishClose();
+    this.state = 'closed';
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+    this.resolveClosed(this.closeReason);
+    this.emit('close', this.closeReason);
+  }
+}
