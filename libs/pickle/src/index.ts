@@ -1,31 +1,54 @@
 /**
- * @zeo-ts/pickle — pure pickle codec (bytes in, values out).
+ * @zeo-ts/pickle — the project's pickle codec. Pure: bytes in, values out (no fs/net).
  *
- * THE SIGNATURES BELOW ARE THE AGREED PUBLIC API; the implementation is in progress.
- * Other packages (storage, filestorage, fs-tools, wire) code against these names.
+ * VALUE MODEL (what `loads` returns and what `dumps` accepts)
+ *
+ *   Python            JavaScript
+ *   ----------------  ------------------------------------------------------------------
+ *   None              null
+ *   bool              boolean
+ *   int               number when a safe integer (|v| ≤ 2^53-1), else bigint.
+ *                     dumps: any integer-valued number or any bigint is an int.
+ *   float             PyFloat { value: number } (always wrapped, so 1.0 stays a float).
+ *                     dumps: a PyFloat, or a number that is not an integer (NaN/±Infinity too).
+ *   str               string (UTF-8 with Python's 'surrogatepass': lone surrogates survive)
+ *   bytes             Buffer (a copy, never a view of the input). dumps: any Uint8Array.
+ *   bytearray         PyByteArray { bytes } (protocol 5 only; reader only)
+ *   tuple             PyTuple (an Array subclass: t[0], t.length; `instanceof PyTuple`).
+ *                     Build with tuple(a, b) / PyTuple.from(it) / PyTuple.of(a, b).
+ *   list              Array (plain; a PyTuple is never a list)
+ *   dict              Map<unknown, unknown> (always a Map, in pickle order, whatever the keys).
+ *                     dumps also takes a plain object as a dict of str keys (JS key order:
+ *                     integer-like keys first!).
+ *   set / frozenset   Set / PyFrozenSet (protocol 4 opcodes). dumps (protocols < 4) writes
+ *                     them as Python does, in the Set's iteration order (Python's own order
+ *                     is hash order, so byte identity needs the caller's order to match).
+ *   global            PyGlobal { module, name } — never imported or resolved, unless the
+ *                     `findClass` hook returns something else (or throws to refuse it).
+ *   object            PyObject { kind, cls, args, kwargs, state, listItems, dictItems } for
+ *                     REDUCE / NEWOBJ / NEWOBJ_EX / OBJ / INST (+ BUILD, APPENDS, SETITEMS on
+ *                     it). Nothing is executed; the exception: REDUCE whose callable is a JS
+ *                     function (returned by findClass) calls it with the arguments.
+ *   persistent id     PersistentRef { id } (PERSID: id is a string; BINPERSID: any value),
+ *                     unless a `persistentLoad` hook maps the id to something else.
+ *                     dumps writes a PersistentRef as its id + BINPERSID (or a
+ *                     `persistentId` hook decides).
+ *
+ * Python 2 string opcodes (STRING, BINSTRING, SHORT_BINSTRING) decode per `encoding`:
+ * 'ascii-or-bytes' (default; ZODB's encoding='ASCII', errors='bytes': str when ASCII, else
+ * bytes), 'bytes', 'ascii', 'latin1' or 'utf-8'.
+ *
+ * Limits (reader): input length (maxLength, 1 GiB), stack values + marks (maxStack, 1e6),
+ * memo entries (maxMemo, 1e6), decimal int literals ≤ 4300 digits (as CPython 3.11). Every
+ * failure is a PickleError naming the byte offset. Note: memo references can build very deeply
+ * nested (or cyclic) values from a small input; consumers that recurse must bound their depth.
+ *
+ * Writer: `dumps(value, {protocol, memo, persistentId})` gives CPython 3's exact bytes at
+ * protocols 0-3; `memo: false` is Python's fast mode (what ZEO's Z5 encoder uses).
  */
-
-/** All oids referenced by one ZODB object record (class pickle followed by state pickle). filestorage spec §4.3. */
-export function referencesf(data: Uint8Array, out: bigint[] = []): bigint[] {
-  void data;
-  void out;
-  throw new Error('referencesf: not implemented yet');
-}
-
-/** The (module, class name) of a ZODB object record, as ZODB.utils.get_pickle_metadata. filestorage spec §4.4. */
-export function getPickleMetadata(data: Uint8Array): { module: string; name: string } {
-  void data;
-  throw new Error('getPickleMetadata: not implemented yet');
-}
-
-/** Decode a transaction extension (empty, or a pickled dict) into a plain object. filestorage spec §3.3. */
-export function decodeExtension(ext: Uint8Array): Record<string, unknown> {
-  if (ext.length === 0) return {};
-  throw new Error('decodeExtension: not implemented yet');
-}
-
-/** Encode a transaction extension exactly as Python ZODB does (empty for {}). filestorage spec §3.3. */
-export function encodeExtension(ext: Record<string, unknown>): Buffer {
-  if (Object.keys(ext).length === 0) return Buffer.alloc(0);
-  throw new Error('encodeExtension: not implemented yet');
-}
+export { PickleError, PyTuple, tuple, PyFloat, PyGlobal, PyObject, PersistentRef, PyFrozenSet, PyByteArray } from './values.ts';
+export type { PyObjectKind, PyDict } from './values.ts';
+export { Unpickler, loads, type LoadOptions, type StringEncoding } from './unpickler.ts';
+export { Pickler, dumps, type DumpOptions } from './pickler.ts';
+export { referencesf, getRefs, getPickleMetadata } from './refs.ts';
+export { decodeExtension, encodeExtension } from './extension.ts';
