@@ -96,8 +96,13 @@ class Packer {
     this.input = FileReader.open(path);
   }
 
+  private inputClosed = false;
+
   close(): void {
-    this.input.close();
+    if (!this.inputClosed) {
+      this.inputClosed = true;
+      this.input.close();
+    }
     if (this.outFd !== null) {
       closeSync(this.outFd);
       this.outFd = null;

@@ -270,7 +270,12 @@ export class FileStorage implements IStorage {
     if (!existsSync(ipath)) return null;
     try {
       const { pos, index } = decodeIndexFile(readFileSync(ipath));
-      if (pos < 100 || pos > size) throw new Error(`position ${pos} outside [100, ${size}]`);
+      if (pos < 100) {
+        // Python always rescans tiny files (spec §15 quirk 18)
+        this.log.debug(`index position ${pos} < 100: rescanning ${this.path}`);
+        return null;
+      }
+      if (pos > size) throw new Error(`position ${pos} beyond the file size ${size}`);
       // step back over transactions, checking at most 5 records of the newest non-empty one
       let tpos = pos;
       let ltid: Tid | null = null;
@@ -746,7 +751,7 @@ export class FileStorage implements IStorage {
     this.checkOpen();
     const a = this.active;
     if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_finish called with wrong transaction');
-    if (!a.voted) await this.tpc_vote(txn);
+    if (!a.voted) throw new StorageTransactionError('tpc_finish called before tpc_vote');
     try {
       this.writeAll(Buffer.from(a.status, 'latin1'), this.pos + 16);
       fsyncSync(this.fd);
