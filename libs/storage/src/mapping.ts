@@ -574,7 +574,7 @@ export class MappingStorage implements IStorage {
       if (txn.tid <= packtid) continue;
       for (const r of txn.records) {
         if (r.dataTxn === null || r.dataTxn > packtid) continue;
-        const target = this.revisions.get(r.oid)?.find((x) => x.tid === r.dataTxn);
+        const target = this.findRevision(r.oid, r.dataTxn);
         if (target !== undefined) backTargets.push(target);
       }
     }
@@ -641,12 +641,26 @@ export class MappingStorage implements IStorage {
       else this.txnByTid.delete(txn.tid);
     }
     this.txns = txns;
+    // As FileStorage's packed file: an object's history (the prev chain) keeps, before the pack
+    // time, only its last kept record; older records kept for later backpointers are reachable
+    // through those backpointers and the iterator, not through load/loadBefore/loadSerial/history.
+    const lastKept = new Map<Oid, Revision>();
+    for (const r of keep) {
+      if (r.tid > packtid) continue;
+      const other = lastKept.get(r.oid);
+      if (other === undefined || other.tid < r.tid) lastKept.set(r.oid, r);
+    }
     for (const [oid, revs] of this.revisions) {
-      const left = revs.filter((r) => r.tid > packtid || keep.has(r));
+      const left = revs.filter((r) => r.tid > packtid || lastKept.get(oid) === r);
       if (left.length === 0) this.revisions.delete(oid);
       else this.revisions.set(oid, left);
     }
     this.log.info({ packtid: oidRepr(packtid), gc, removedRecords: removed, objects: this.revisions.size }, 'pack finished');
+  }
+
+  /** The record of oid written with serial tid (normally in the transaction with that tid). */
+  private findRevision(oid: Oid, tid: Tid): Revision | undefined {
+    return this.txnByTid.get(tid)?.records.find((x) => x.oid === oid) ?? this.revisions.get(oid)?.find((x) => x.tid === tid);
   }
 
   // ---- iteration, observation, lifecycle ---------------------------------------------------

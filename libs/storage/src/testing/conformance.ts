@@ -83,6 +83,8 @@ export const CONFORMANCE_TEST_IDS = [
   'pack-noop',
   'pack-gc',
   'pack-dangling',
+  'pack-backpointer',
+  'pack-concurrent',
   'iterator',
   'on-commit',
   'persistent',
@@ -817,6 +819,55 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.ok(failed, 'pack must fail on a dangling strong reference');
       assert.deepEqual(await dumpIterator(s), before);
     }, { needs: needPack, todo: gcTodo });
+
+    test('pack-backpointer', 'pack keeps an old revision a later undo points to; history shows only the prev chain (filestorage §16 #41, #42)', async (s) => {
+      const T1 = await commit(s, [
+        { oid: z64, serial: z64, data: rec('root', [1n]) },
+        { oid: 1n, serial: z64, data: rec('v1') },
+        { oid: 5n, serial: z64, data: rec('garbage') },
+      ], { tid: tidAt(1) });
+      const T2 = await commit(s, [{ oid: 1n, serial: T1, data: rec('v2') }], { tid: tidAt(2) });
+      const [U] = await undoTxn(s, undoId(T2)); // after the pack time: reuses T1's revision
+      await s.pack(timeAt(3), true);
+      assert.deepEqual(await s.load(1n), { data: rec('v1'), tid: U });
+      const txns = await collect(s);
+      assert.deepEqual(txns.map((t) => [t.tid, t.status]), [[T1, 'p'], [T2, 'p'], [U, ' ']]);
+      assert.deepEqual(txns[0]!.records.map((r) => [r.oid, r.data, r.data_txn]), [[z64, rec('root', [1n]), null], [1n, rec('v1'), null]]);
+      assert.deepEqual(txns[2]!.records.map((r) => [r.oid, r.data, r.data_txn]), [[1n, rec('v1'), T1]]);
+      assert.deepEqual((await s.history(1n, 10)).map((e) => e.tid), [U, T2]);
+      assert.equal(await s.loadBefore(1n, T2), null);
+      await rejectsWith(s.loadSerial(1n, T1), POSKeyError, 'a revision kept only for a backpointer is not in the history');
+      // a copy still finds the backpointer target
+      const back = new MappingStorage({ name: 'copy-after-pack' });
+      await copyTransactionsFrom(s, back);
+      assert.deepEqual(await dumpIterator(back), await dumpIterator(s));
+      await back.close();
+      // undoing the undo goes back along the prev chain (to T2's revision)
+      const [U2] = await undoTxn(s, undoId(U));
+      assert.deepEqual(await s.load(1n), { data: rec('v2'), tid: U2 });
+    }, { needs: needPack || needUndo, todo: gcTodo });
+
+    test('pack-concurrent', 'a pack started during a commit loses nothing (filestorage §10.3 D)', async (s) => {
+      const T1 = await commit(s, [
+        { oid: z64, serial: z64, data: rec('root', [1n]) },
+        { oid: 1n, serial: z64, data: rec('v1') },
+      ], { tid: tidAt(1) });
+      const T2 = await commit(s, [{ oid: 1n, serial: T1, data: rec('v2') }], { tid: tidAt(2) });
+      const txn = new TransactionMetaData('', 'during pack');
+      await s.tpc_begin(txn);
+      await s.store(1n, T2, rec('v3'), txn);
+      await s.store(2n, z64, rec('new'), txn);
+      const packing = s.pack(timeAt(3), false);
+      await s.tpc_vote(txn);
+      const T3 = await s.tpc_finish(txn);
+      await packing;
+      assert.deepEqual(await s.load(1n), { data: rec('v3'), tid: T3 });
+      assert.deepEqual(await s.load(2n), { data: rec('new'), tid: T3 });
+      assert.deepEqual(await s.loadBefore(1n, T3), { data: rec('v2'), start: T2, end: T3 });
+      await rejectsWith(s.loadSerial(1n, T1), POSKeyError, 'packed revision');
+      const T4 = await commit(s, [{ oid: 1n, serial: T3, data: rec('v4') }]);
+      assert.deepEqual((await s.history(1n, 10)).map((e) => e.tid), [T4, T3, T2]);
+    }, { needs: needPack });
 
     test('iterator', 'iterator yields transactions oldest first within inclusive start/stop (filestorage §16 #25)', async (s) => {
       const tids: Tid[] = [];
