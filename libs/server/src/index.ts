@@ -16,3 +16,4 @@ export { CommitLock } from './lock.ts';
 export { StorageStats, ctime, statusMap, pythonJson, monitorReport } from './stats.ts';
 export { PyBuiltinError, OidKeyError, TxnMismatchError, ProtocolViolation } from './errors.ts';
 export { PyFloat, PyListValue, pyFloat, pyList } from './values.ts';
+export { serve, toWire, loadTrustAnchors, type ServeOptions, type Listener, type ListenAddress, type TlsOptions } from './net.ts';

@@ -56,13 +56,28 @@ export class StorageEntry {
   ) {
     this.stats = new StorageStats(server.startTime);
     this.lock = new CommitLock(name, server.log, server.options.transaction_timeout, server.options.max_waiting_voters);
-    this.invq.push({ tid: storage.lastTransaction(), oids: null });
+    this.setupInvalidationQueue();
     this.unsubscribe = storage.onCommit((tid, oids) => {
       if (this.ownCommit) return;
       // A commit that did not come through this server (e.g. a replica being fed): tell everybody.
       this.recordInvalidation(tid, oids);
       for (const s of this.sessions) s.sendInvalidation(tid, oids);
     });
+  }
+
+  /**
+   * Fill the queue at startup (§11.3): from the storage's recent history when it can tell
+   * (`lastInvalidations(n)`, oldest first), else the sentinel (lastTransaction, none).
+   */
+  private setupInvalidationQueue(): void {
+    this.invq.length = 0;
+    const s = this.storage as unknown as { lastInvalidations?: (n: number) => Array<[Tid, Oid[]]> };
+    if (typeof s.lastInvalidations === 'function') {
+      const list = s.lastInvalidations(this.server.options.invalidation_queue_size);
+      for (const [tid, oids] of list) this.invq.unshift({ tid, oids });
+    } else {
+      this.invq.push({ tid: this.storage.lastTransaction(), oids: null });
+    }
   }
 
   recordInvalidation(tid: Tid, oids: Oid[]): void {

@@ -29,6 +29,7 @@ import {
   type DataRecord,
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
+import { resolveLengthConflict } from './resolve.ts';
 import type { LockClient } from './lock.ts';
 import type { StorageEntry, StorageServer } from './server.ts';
 import {
@@ -718,7 +719,17 @@ export class ZEOSession implements LockClient {
                 conflicts.set(op.oid.toString('hex'), { oid: op.oid, serials: [p64(current), op.serial], data: op.data });
                 break;
               }
-              throw new ConflictError({ oid, serials: [current, serial], className: className(op.data) });
+              // no ccr: the server resolves what it can (BTrees.Length), else ConflictError (§10.5)
+              const merged = await tryResolve(s, oid, serial, current, op.data);
+              check();
+              if (merged === null) throw new ConflictError({ oid, serials: [current, serial], className: className(op.data) });
+              await s.store(oid, current, merged, t.meta);
+              check();
+              conflicts.delete(op.oid.toString('hex'));
+              lastData.set(oid, merged);
+              invalidated.push(oid);
+              if (!resolved.includes(oid)) resolved.push(oid);
+              break;
             }
             try {
               await s.store(oid, serial, op.data, t.meta);
@@ -1028,6 +1039,16 @@ async function currentSerial(s: { getTid(oid: Oid): Promise<Tid> }, oid: Oid): P
   }
 }
 
+async function tryResolve(s: { loadSerial(oid: Oid, serial: Tid): Promise<Buffer> }, oid: Oid, oldSerial: Tid, committedSerial: Tid, mine: Buffer): Promise<Buffer | null> {
+  if (oldSerial === z64) return null;
+  try {
+    const [old, committed] = await Promise.all([s.loadSerial(oid, oldSerial), s.loadSerial(oid, committedSerial)]);
+    return resolveLengthConflict(old, committed, mine);
+  } catch {
+    return null;
+  }
+}
+
 function keyErr(err: unknown, oid: Oid, oidB: Buffer): unknown {
   if (err instanceof POSKeyError && !(err instanceof OidKeyError)) return new OidKeyError(err.oid ?? oid, err.oid === undefined || err.oid === oid ? oidB : p64(err.oid));
   return err;
@@ -1091,4 +1112,3 @@ function undoMap(x: { id: Buffer; time: number; user_name: Buffer; description: 
   return d;
 }
 
-export { z64, TimeStamp };
