@@ -20,7 +20,7 @@ import {
   HEARTBEAT_MSGID, REPLY, errorReply, errorReplyParts, heartbeat, isErrorReply, reply, truthy,
   type Message, type MessageCodec,
 } from './message.ts';
-import { M5Codec } from './m5.ts';
+import { availableEncodings, codecFor } from './codecs.ts';
 import { asBuffer, shortRepr, type WireValue } from './values.ts';
 
 /** A reply that will be sent later, while the connection goes on processing messages (§5.5 rule 7). */
@@ -103,18 +103,6 @@ function getDefaultLogger(): Logger {
   return defaultLogger;
 }
 
-const codecRegistry = new Map<EncodingLetter, () => MessageCodec>([['M', () => new M5Codec()]]);
-
-/** Make an encoding available to every RpcConnection by default (the Z5 module registers itself). */
-export function registerCodec(letter: EncodingLetter, make: () => MessageCodec): void {
-  codecRegistry.set(letter, make);
-}
-
-/** Encodings registered by default. */
-export function availableEncodings(): EncodingLetter[] {
-  return [...codecRegistry.keys()];
-}
-
 /** A canonical string for a msgid, so array msgids such as (oid, tid) can key a Map. */
 export function msgidKey(v: WireValue): string {
   if (v === null) return 'N';
@@ -183,7 +171,7 @@ export class RpcConnection extends EventEmitter {
     this.socket = socket;
     const label = options.label ?? `${socket.remoteAddress ?? 'unix'}:${socket.remotePort ?? ''}`;
     this.log = (options.logger ?? getDefaultLogger()).child({ conn: label, role: this.role });
-    this.codecs = options.codecs ?? ((l) => codecRegistry.get(l)?.());
+    this.codecs = options.codecs ?? codecFor;
     this.encodings = options.encodings ?? availableEncodings();
     if (!this.encodings.length) throw new RangeError('RpcConnection needs at least one encoding');
     this.handler = options.handler;

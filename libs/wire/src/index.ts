@@ -65,4 +65,6 @@ export * from './framing.ts';
 export * from './handshake.ts';
 export * from './message.ts';
 export * from './m5.ts';
+export * from './z5.ts';
+export * from './codecs.ts';
 export * from './connection.ts';

@@ -36,6 +36,7 @@ export type WireValue =
   | string
   | Uint8Array
   | PyFloat
+  | PyOpaque
   | WireValue[]
   | readonly WireValue[]
   | WireMap;
@@ -57,7 +58,7 @@ export function isPyList(v: unknown): boolean {
 /** Is this value a (str-keyed) map in the value model? */
 export function isWireMap(v: unknown): v is WireMap {
   if (v === null || typeof v !== 'object') return false;
-  if (Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof PyFloat) return false;
+  if (Array.isArray(v) || ArrayBuffer.isView(v)) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
@@ -136,4 +137,13 @@ function reprInner(v: unknown, depth: number): string {
     return `{${ents.join(', ')}}`;
   }
   return typeof v;
+}
+
+/**
+ * A Python object a Z5 message carried that has no place in this model (an instance or global
+ * from an allowed module, §7.3, e.g. a ZopeUndo Prefix): the @zeo-ts/pickle value, passed
+ * through opaquely. Z5 re-encodes it as it came; M5 cannot encode it.
+ */
+export class PyOpaque {
+  constructor(readonly value: unknown) {}
 }
