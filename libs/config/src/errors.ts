@@ -30,6 +30,8 @@ export class ConfigError extends Error {
   /** The configuration key concerned, when there is one. */
   readonly key: string | undefined;
   readonly style: ConfigErrorStyle;
+  /** For parse errors: the tree read before the error (see parser.ts). */
+  partial?: import('./parser.ts').ConfigTree;
 
   constructor(reason: string, pos?: Partial<SourcePos> | null, opts: { key?: string; style?: ConfigErrorStyle } = {}) {
     const style = opts.style ?? 'syntax';

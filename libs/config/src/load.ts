@@ -2,6 +2,7 @@
  * Loading a configuration: read the resource (source.ts), parse it (parser.ts), match it
  * against a schema (matcher.ts). Also registers the built-in components.
  */
+import { ConfigError } from './errors.ts';
 import { registerImport, type SchemaDef } from './schema.ts';
 import { loggerComponent, LOGGER_COMPONENT } from './components/logger.ts';
 import { zodbComponent, ZODB_COMPONENT } from './components/zodb.ts';
@@ -55,7 +56,17 @@ export function parseSource(source: ConfigSource, opts: LoadOptions = {}): Confi
 
 /** Read, parse and match a configuration against `schema`. Throws ConfigError. */
 export function loadConfig(source: ConfigSource, schema: SchemaDef, opts: LoadOptions = {}): MatchResult & { tree: ConfigTree } {
-  const tree = parseSource(source, opts);
+  let tree: ConfigTree;
+  try {
+    tree = parseSource(source, opts);
+  } catch (e) {
+    // Report errors in document order, as ZConfig does: a schema error before the syntax error wins.
+    if (e instanceof ConfigError && e.partial) {
+      matchConfig(e.partial, schema, { datatypeContext: { cwd: opts.cwd }, partial: true });
+      delete e.partial;
+    }
+    throw e;
+  }
   const result = matchConfig(tree, schema, { overrides: opts.overrides, datatypeContext: { cwd: opts.cwd } });
   return { ...result, tree };
 }

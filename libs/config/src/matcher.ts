@@ -126,6 +126,11 @@ export interface MatchOptions {
   overrides?: string[];
   /** Context for the datatypes (working directory for relative path checks). */
   datatypeContext?: DatatypeContext;
+  /**
+   * Match the partial tree of a failed parse: open sections and the top level are not
+   * finished, so only errors located before the parse error are found.
+   */
+  partial?: boolean;
 }
 
 export interface MatchResult {
@@ -144,6 +149,7 @@ interface RawValue {
 interface Ctx {
   table: TypeTable;
   dctx: DatatypeContext;
+  partial: boolean;
 }
 
 type Body = Pick<SectionTypeDef, 'keys' | 'sections' | 'arbitraryKeys'>;
@@ -330,6 +336,7 @@ function matchSection(ctx: Ctx, parent: Matcher, node: SectionNode): void {
   }
   const child = new Matcher(ctx, def, type, name, pos, parent.childBag(type, name));
   walk(ctx, child, node.children);
+  if (ctx.partial && node.open) return;
   const section = child.finish(node.endPos);
   let value: unknown = section;
   const convert = def.convert ?? ((def.implements ?? []).includes(STORAGE_ABSTRACT) ? defaultStorageConvert(def) : undefined);
@@ -342,7 +349,7 @@ function matchSection(ctx: Ctx, parent: Matcher, node: SectionNode): void {
       throw e;
     }
   }
-  parent.addSection(slot, name, value, pos);
+  parent.addSection(slot, name, value, node.endPos);
 }
 
 /** The abstract type every storage section implements (§2.4). */
@@ -375,10 +382,11 @@ export function defaultStorageConvert(def: SectionTypeDef): (s: ConfigSection) =
 export function matchConfig(tree: ConfigTree, schema: SchemaDef, opts: MatchOptions = {}): MatchResult {
   const overrides = (opts.overrides ?? []).map(parseOverride);
   const table = new TypeTable(schema.components);
-  const ctx: Ctx = { table, dctx: opts.datatypeContext ?? {} };
+  const ctx: Ctx = { table, dctx: opts.datatypeContext ?? {}, partial: opts.partial ?? false };
   const topPos: SourcePos = { url: tree.url, line: 0 };
   const bag = overrides.length ? new OptionBag(overrides) : null;
   const top = new Matcher(ctx, schema, schema.name, null, topPos, bag);
   walk(ctx, top, tree.children);
+  if (ctx.partial) return { top: { type: schema.name, name: null, pos: topPos, endPos: topPos, values: {}, given: new Set() }, components: [...table.loaded] };
   return { top: top.finish(topPos), components: [...table.loaded] };
 }

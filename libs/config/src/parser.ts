@@ -33,6 +33,8 @@ export interface SectionNode {
   pos: SourcePos;
   /** Position of the section end line (same as `pos` for `<type/>`). */
   endPos: SourcePos;
+  /** Only in the partial tree of a failed parse: the section was still open at the error. */
+  open?: boolean;
 }
 
 export interface ImportNode {
@@ -109,7 +111,14 @@ export function parseConfig(text: string, url: string, opts: ParseOptions = {}):
     urls: [url],
   };
   const root: ConfigNode[] = [];
-  parseInto(state, text, url, root);
+  try {
+    parseInto(state, text, url, root);
+  } catch (e) {
+    // Keep what was read before the error: a loader can match it to report an earlier schema
+    // error first, as ZConfig (which matches while it reads) would.
+    if (e instanceof ConfigError) e.partial = { url, children: root, defines: state.defines, urls: state.urls };
+    throw e;
+  }
   return { url, children: root, defines: state.defines, urls: state.urls };
 }
 
@@ -152,9 +161,10 @@ function parseInto(state: ParserState, rawText: string, url: string, into: Confi
       if (!line.endsWith('>')) fail('malformed section end');
       if (stack.length === 1) fail('unexpected section end');
       const type = line.slice(2, -1).trimEnd().toLowerCase();
-      const frame = stack.pop()!;
-      const sect = frame.section!;
+      const sect = top().section!;
       if (type !== sect.type) fail('unbalanced section end');
+      stack.pop();
+      delete sect.open;
       sect.endPos = here();
       continue;
     }
@@ -174,7 +184,10 @@ function parseInto(state: ParserState, rawText: string, url: string, into: Confi
         endPos: here(),
       };
       top().children.push(node);
-      if (!empty) stack.push({ section: node, children: node.children });
+      if (!empty) {
+        node.open = true;
+        stack.push({ section: node, children: node.children });
+      }
       continue;
     }
     if (line[0] === '%') {

@@ -219,6 +219,15 @@ test('§2.1: relative paths become file: URLs; fragments are refused; a BOM is i
   throwsConfig(() => loadServerConfig(pathToFileURL(join(d, 'z.conf')).href + '#frag'), 'fragment identifiers are not supported');
 });
 
+test('errors are reported in document order: a schema error before a syntax error wins (as ZConfig)', () => {
+  const e = throwsConfig(() => server('<zeo>\naddress 8100\nbogus 1\n'), "'bogus' is not a known key name");
+  assert.equal(e.lineno, 3);
+  const e2 = throwsConfig(() => server('<zeo>\naddress 8100\n</zeo>\n<mappingstorage/>\n<nosuch>\n<zeo\n'), "unknown type name: 'nosuch'");
+  assert.equal(e2.lineno, 5);
+  // the required-key check of a section runs only when it is closed
+  throwsConfig(() => server('<zeo>\n<zeo\n'), 'malformed section start');
+});
+
 test('§2.2: a key alone on its line has the empty value', () => {
   const t = parseConfig('flag\n', 'file:///x');
   assert.equal((t.children[0] as KeyNode).value, '');
