@@ -46,6 +46,8 @@ import { TraceWriter, type TraceClock } from './trace-writer.ts';
 
 /** Default size of a directly constructed cache (ClientStorage passes its own, 20 MiB). */
 export const DEFAULT_CACHE_SIZE = 200 * 1024 * 1024;
+/** Caches up to this size keep a copy of the file in memory by default (see `memoryImage`). */
+export const DEFAULT_IMAGE_LIMIT = 64 * 1024 * 1024;
 /** Default copy-forward factor (spec §5.4 step 5). */
 export const DEFAULT_REARRANGE = 0.8;
 
@@ -73,6 +75,12 @@ export interface ClientCacheOptions {
   logger?: CacheLogger;
   /** trace to `<path>.trace`; default: the environment variable ZEO_CACHE_TRACE is non-empty */
   trace?: boolean;
+  /**
+   * keep a copy of the whole file in memory so a load hit is a memory copy instead of a read
+   * system call (costs `size` bytes of memory); default: size <= 64 MiB. Writes always go to
+   * the file as well.
+   */
+  memoryImage?: boolean;
   /** seconds since the epoch for trace timestamps (tests pin it); default the wall clock */
   traceClock?: TraceClock;
 }
@@ -167,6 +175,9 @@ export class ClientCache {
   private fd: number;
   private lock: CacheLock | null;
   private tracer: TraceWriter | null = null;
+  /** a copy of the whole file in memory, for fast loads (null: positional reads) */
+  private img: Buffer | null = null;
+  private readonly useImage: boolean;
 
   private current = new Map<Oid, CurrentSlot>();
   private noncurrent = new Map<Oid, NoncurrentSlot[]>();
@@ -181,8 +192,9 @@ export class ClientCache {
   private nEvictedBytes = 0;
   private nAccesses = 0;
 
-  private constructor(path: string | null, maxsize: number, rearrange: number, log: CacheLogger, fd: number, lock: CacheLock | null) {
+  private constructor(path: string | null, maxsize: number, rearrange: number, log: CacheLogger, fd: number, lock: CacheLock | null, useImage: boolean) {
     this.path = path;
+    this.useImage = useImage;
     this.maxsize = maxsize;
     this.rearrangeLimit = rearrange * maxsize;
     this.log = log;
@@ -230,7 +242,7 @@ export class ClientCache {
       writeAll(fd, encodeHeader(0n), 0);
       log.info(`created temporary cache file ${pyRepr(name)}`);
     }
-    const cache = new ClientCache(path, maxsize, rearrange, log, fd, lock);
+    const cache = new ClientCache(path, maxsize, rearrange, log, fd, lock, options.memoryImage ?? maxsize <= DEFAULT_IMAGE_LIMIT);
     try {
       try {
         cache.scan(fsize);
@@ -322,7 +334,7 @@ export class ClientCache {
     }
     this.tid = tid;
     this.scratch.writeBigUInt64BE(tid, 0);
-    writeAll(this.fd, this.scratch.subarray(0, 8), 4);
+    this.put(this.scratch.subarray(0, 8), 4);
   }
 
   /** (oid, start tid) of every current record. */
@@ -354,24 +366,20 @@ export class ClientCache {
     if (beforeTid !== undefined && beforeTid !== null && slot.start >= beforeTid) return null;
     const size = slot.size;
     const ofs = slot.ofs;
-    const buf = Buffer.allocUnsafe(size);
-    const n = readSync(this.fd, buf, 0, size, ofs);
     const dlen = size - RECORD_OVERHEAD;
-    if (
-      n !== size ||
-      buf[0] !== STATUS_ALLOCATED ||
-      buf.readUInt32BE(1) !== size ||
-      buf.readUInt32BE(5) !== slot.oidHi ||
-      buf.readUInt32BE(9) !== slot.oidLo ||
-      buf.readUInt32BE(21) !== 0 ||
-      buf.readUInt32BE(25) !== 0 ||
-      buf.readUInt32BE(31) !== dlen ||
-      buf.readUInt32BE(size - 8) !== slot.oidHi ||
-      buf.readUInt32BE(size - 4) !== slot.oidLo
-    ) {
-      throw this.corrupt(ofs, `current record of oid ${oidRepr(oid)} does not match the index`);
+    let data: Buffer;
+    const img = this.img;
+    if (img !== null) {
+      // in-memory image: check the record in place, copy out only the data
+      if (!this.recordMatches(img, ofs, size, slot)) throw this.corrupt(ofs, `current record of oid ${oidRepr(oid)} does not match the index`);
+      data = Buffer.allocUnsafe(dlen);
+      img.copy(data, 0, ofs + DATA_OFFSET, ofs + DATA_OFFSET + dlen);
+    } else {
+      const buf = Buffer.allocUnsafe(size);
+      const n = readSync(this.fd, buf, 0, size, ofs);
+      if (n !== size || !this.recordMatches(buf, 0, size, slot)) throw this.corrupt(ofs, `current record of oid ${oidRepr(oid)} does not match the index`);
+      data = buf.subarray(DATA_OFFSET, DATA_OFFSET + dlen);
     }
-    const data = buf.subarray(DATA_OFFSET, DATA_OFFSET + dlen);
     this.nAccesses++;
     if (this.tracer) this.tracer.record(TraceCode.LOAD_HIT, oid, slot.start, 0n, dlen);
 
@@ -380,7 +388,7 @@ export class ClientCache {
     if (behind < 0) behind += this.maxsize;
     if (behind > this.rearrangeLimit && this.maxsize > 10 * dlen && size > 4) {
       this.current.delete(oid);
-      writeAll(this.fd, freeBlockHeader(size), ofs);
+      this.put(freeBlockHeader(size), ofs);
       this.write(oid, slot.start, null, data, size);
     }
     return { data, tid: slot.start };
@@ -470,13 +478,13 @@ export class ClientCache {
     }
     this.current.delete(oid);
     if (tid === null) {
-      writeAll(this.fd, freeBlockHeader(slot.size), slot.ofs);
+      this.put(freeBlockHeader(slot.size), slot.ofs);
       this._len--;
       if (this.tracer) this.tracer.record(TraceCode.INVALIDATE_HIT_DISCARDING, oid, 0n, 0n, 0);
       return;
     }
     this.scratch.writeBigUInt64BE(tid, 0);
-    writeAll(this.fd, this.scratch.subarray(0, 8), slot.ofs + 21);
+    this.put(this.scratch.subarray(0, 8), slot.ofs + 21);
     this.addNoncurrent(oid, { ofs: slot.ofs, size: slot.size, start: slot.start, end: tid });
     if (this.tracer) this.tracer.record(TraceCode.INVALIDATE_HIT_SAVING_NONCURRENT, oid, tid, 0n, 0);
   }
@@ -515,6 +523,35 @@ export class ClientCache {
 
   // ---- internals -------------------------------------------------------------------------
 
+  /** Does the current record at `at` in `b` agree with its index slot? */
+  private recordMatches(b: Buffer, at: number, size: number, slot: CurrentSlot): boolean {
+    return (
+      b[at] === STATUS_ALLOCATED &&
+      b.readUInt32BE(at + 1) === size &&
+      b.readUInt32BE(at + 5) === slot.oidHi &&
+      b.readUInt32BE(at + 9) === slot.oidLo &&
+      b.readUInt32BE(at + 21) === 0 &&
+      b.readUInt32BE(at + 25) === 0 &&
+      b.readUInt32BE(at + 31) === size - RECORD_OVERHEAD &&
+      b.readUInt32BE(at + size - 8) === slot.oidHi &&
+      b.readUInt32BE(at + size - 4) === slot.oidLo
+    );
+  }
+
+  /** Write `buf` at `pos` in the file (and the in-memory image). */
+  private put(buf: Buffer, pos: number): void {
+    writeAll(this.fd, buf, pos);
+    if (this.img !== null) buf.copy(this.img, pos);
+  }
+
+  /** Read up to `len` bytes at `pos` into `target`; returns the count. */
+  private get(target: Buffer, len: number, pos: number): number {
+    const img = this.img;
+    if (img === null) return readSync(this.fd, target, 0, len, pos);
+    if (pos >= img.length) return 0;
+    return img.copy(target, 0, pos, Math.min(img.length, pos + len));
+  }
+
   private checkOpen(): void {
     if (this.fd < 0) throw new Error(`client cache ${this.path === null ? '(temporary)' : pyRepr(this.path)} is closed`);
   }
@@ -526,7 +563,7 @@ export class ClientCache {
   /** Read the 35-byte header at ofs into scratch and check it is oid's record (current or not). */
   private readHeaderChecked(ofs: number, oid: Oid, current: boolean): number {
     const b = this.scratch;
-    const n = readSync(this.fd, b, 0, DATA_OFFSET, ofs);
+    const n = this.get(b, DATA_OFFSET, ofs);
     if (n !== DATA_OFFSET || b[0] !== STATUS_ALLOCATED || b.readBigUInt64BE(5) !== oid) {
       throw this.corrupt(ofs, `expected a record of oid ${oidRepr(oid)}`);
     }
@@ -537,7 +574,7 @@ export class ClientCache {
 
   private readNoncurrent(oid: Oid, s: NoncurrentSlot): Buffer {
     const buf = Buffer.allocUnsafe(s.size);
-    const n = readSync(this.fd, buf, 0, s.size, s.ofs);
+    const n = this.get(buf, s.size, s.ofs);
     const dlen = s.size - RECORD_OVERHEAD;
     if (
       n !== s.size ||
@@ -589,7 +626,7 @@ export class ClientCache {
     let left = nbytes;
     while (left > 0) {
       if (ofs >= this.maxsize) throw this.corrupt(ofs, 'block chain runs past the end of the cache');
-      const n = readSync(this.fd, b, 0, 29, ofs);
+      const n = this.get(b, 29, ofs);
       if (n < 1) throw this.corrupt(ofs, 'unexpected end of file');
       const status = b[0]!;
       let size: number;
@@ -642,11 +679,11 @@ export class ClientCache {
     // Crash safety: first the whole area reads as one free block, then the body, then the header.
     rec[0] = STATUS_FREE;
     rec.writeUInt32BE(avail, 1);
-    writeAll(this.fd, rec.subarray(0, 5), ofs);
-    writeAll(this.fd, rec.subarray(5), ofs + 5);
+    this.put(rec.subarray(0, 5), ofs);
+    this.put(rec.subarray(5), ofs + 5);
     rec[0] = STATUS_ALLOCATED;
     rec.writeUInt32BE(size, 1);
-    writeAll(this.fd, rec.subarray(0, 5), ofs);
+    this.put(rec.subarray(0, 5), ofs);
     if (end === null) this.current.set(oid, { ofs, size, start, oidHi: hi32(oid), oidLo: lo32(oid) });
     else this.addNoncurrent(oid, { ofs, size, start, end });
     this.currentofs += size;
@@ -660,6 +697,7 @@ export class ClientCache {
     const bad = (ofs: number, what: string) =>
       new ScanError(`client cache ${this.path === null ? '(temporary)' : pyRepr(this.path)} at offset ${ofs}: ${what}`);
 
+    this.img = null;
     let n = readSync(fd, b, 0, HEADER_SIZE, 0);
     if (n < 4 || !b.subarray(0, 4).equals(MAGIC)) throw bad(0, `unexpected magic number: ${bytesRepr(b.subarray(0, Math.min(n, 4)))}`);
     if (n < HEADER_SIZE) throw bad(4, 'cache file too small -- no tid at start');
@@ -747,6 +785,16 @@ export class ClientCache {
     }
     this.currentofs = firstFree || HEADER_SIZE;
     this._len = count;
+    if (this.useImage) {
+      const img = Buffer.alloc(maxsize);
+      let done = 0;
+      while (done < maxsize) {
+        const got = readSync(fd, img, done, maxsize - done, done);
+        if (got <= 0) break;
+        done += got;
+      }
+      this.img = img;
+    }
   }
 }
 

@@ -21,6 +21,7 @@ export {
   CacheCorruptionError,
   CacheValueError,
   DEFAULT_CACHE_SIZE,
+  DEFAULT_IMAGE_LIMIT,
   DEFAULT_REARRANGE,
   type CacheLoadBeforeResult,
   type CacheLoadResult,

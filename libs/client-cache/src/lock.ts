@@ -2,14 +2,15 @@
  * The cache's lock file (client-cache spec §2.3): `<path>.lock`, locked exclusively and without
  * waiting, content " <pid>\n", not deleted on release.
  *
- * Node has no flock(2), so the lock is held by a small helper process: util-linux `flock(1)`
- * takes LOCK_EX|LOCK_NB on the file (the same lock zc.lockfile takes, so Python and TypeScript
- * clients exclude each other) and then waits on its standard input. Closing that pipe (on
- * release, or when this process dies for any reason) ends the helper and so releases the lock.
- * If `flock(1)` is not installed, a weaker pid check is used instead (see `fallbackLock`).
+ * Node has no flock(2) call, so this process opens the lock file and lends that descriptor to
+ * util-linux `flock(1)` (`flock --nonblock 3`), which takes LOCK_EX|LOCK_NB on it and exits. A
+ * flock lock belongs to the open file description, which this process keeps open: the lock is
+ * held until `release()` closes it, or until this process dies (the kernel then drops it at
+ * once). It is the same lock zc.lockfile takes, so Python and TypeScript clients exclude each
+ * other. If `flock(1)` is not installed, a weaker pid check is used instead (see `fallbackLock`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 /** zc.lockfile.LockError: the lock file is held by another process (or by this one). */
@@ -19,16 +20,14 @@ export class LockError extends Error {
 }
 
 const heldHere = new Set<string>();
-const CONFLICT_EXIT = 75;
 
 export class CacheLock {
   readonly path: string;
-  private child: ChildProcess | null;
-  private released = false;
+  private fd: number;
 
-  private constructor(path: string, child: ChildProcess | null) {
+  private constructor(path: string, fd: number) {
     this.path = path;
-    this.child = child;
+    this.fd = fd;
   }
 
   /** Lock `lockPath` or fail with LockError("Couldn't lock '<lockPath>'"). */
@@ -36,65 +35,48 @@ export class CacheLock {
     const key = resolve(lockPath);
     if (heldHere.has(key)) throw new LockError(`Couldn't lock ${pyRepr(lockPath)}`);
     heldHere.add(key);
+    let fd = -1;
     try {
       // Create the file if missing, keeping any content until we rewrite it.
-      closeSync(openSync(lockPath, 'a'));
-      const child = await flockHelper(lockPath);
-      if (child === 'conflict') throw new LockError(`Couldn't lock ${pyRepr(lockPath)}`);
-      if (child === 'unavailable') fallbackLock(lockPath);
-      writeFileSync(lockPath, ` ${process.pid}\n`);
-      return new CacheLock(key, child === 'unavailable' ? null : child);
+      fd = openSync(lockPath, 'a+');
+      const r = await flockFd(fd);
+      if (r === 'conflict') throw new LockError(`Couldn't lock ${pyRepr(lockPath)}`);
+      if (r === 'unavailable') fallbackLock(lockPath);
+      const text = Buffer.from(` ${process.pid}\n`, 'latin1');
+      ftruncateSync(fd, 0);
+      writeSync(fd, text, 0, text.length, 0);
+      return new CacheLock(key, fd);
     } catch (e) {
+      if (fd >= 0) closeSync(fd);
       heldHere.delete(key);
       throw e;
     }
   }
 
-  /** Release the lock (the file stays). Resolves when the lock is really free. */
+  /** Release the lock (the file stays). */
   async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    const child = this.child;
-    this.child = null;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((res) => child.once('exit', () => res()));
-      // Keep this process alive until the helper has gone (it was unref'd while holding).
-      child.ref();
-      (child.stdout as unknown as { ref?: () => void } | null)?.ref?.();
-      child.stdin?.end();
-      await exited;
-    }
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
     heldHere.delete(this.path);
   }
 }
 
-function flockHelper(lockPath: string): Promise<ChildProcess | 'conflict' | 'unavailable'> {
+/** Have flock(1) lock our descriptor (its fd 3). */
+function flockFd(fd: number): Promise<'locked' | 'conflict' | 'unavailable'> {
   return new Promise((res) => {
     let settled = false;
-    const child = spawn(
-      'flock',
-      ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT_EXIT), lockPath, 'sh', '-c', 'echo locked; exec cat >/dev/null'],
-      { stdio: ['pipe', 'pipe', 'ignore'] },
-    );
-    const done = (v: ChildProcess | 'conflict' | 'unavailable') => {
-      if (settled) return;
-      settled = true;
-      res(v);
-    };
-    child.on('error', () => done('unavailable'));
-    child.on('exit', (code) => done(code === CONFLICT_EXIT ? 'conflict' : 'unavailable'));
-    let seen = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      seen += d.toString('latin1');
-      if (seen.includes('locked\n')) {
-        // Held: let this process exit without waiting for the helper.
-        child.unref();
-        (child.stdout as unknown as { unref?: () => void }).unref?.();
-        (child.stdin as unknown as { unref?: () => void }).unref?.();
-        done(child);
+    const done = (v: 'locked' | 'conflict' | 'unavailable') => {
+      if (!settled) {
+        settled = true;
+        res(v);
       }
-      if (seen.length > 64) seen = seen.slice(-16); // bounded
+    };
+    const child = spawn('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', '75', '3'], {
+      stdio: ['ignore', 'ignore', 'ignore', fd],
     });
+    child.on('error', () => done('unavailable'));
+    child.on('exit', (code) => done(code === 0 ? 'locked' : code === 75 ? 'conflict' : 'unavailable'));
   });
 }
 

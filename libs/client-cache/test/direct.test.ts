@@ -73,7 +73,7 @@ function snapshotOf(c: ClientCache, file: Buffer) {
 async function replay(
   steps: Step[],
   path: string,
-  opts: { trace?: boolean; clock?: () => number },
+  opts: { trace?: boolean; clock?: () => number; memoryImage?: boolean },
   check: (s: Step, c: ClientCache | null, out: { result: unknown; error: string | null; logs: Array<{ level: string; message: string }> }) => void,
 ): Promise<void> {
   let cache: ClientCache | null = null;
@@ -86,7 +86,7 @@ async function replay(
     try {
       switch (s.op) {
         case 'open':
-          cache = await ClientCache.open(path, { size: a[0] as number, logger: log, trace: opts.trace ?? false, traceClock: opts.clock });
+          cache = await ClientCache.open(path, { size: a[0] as number, logger: log, trace: opts.trace ?? false, traceClock: opts.clock, memoryImage: opts.memoryImage });
           break;
         case 'close':
           await cache!.close();
@@ -126,12 +126,12 @@ async function replay(
   if (cache) await cache.close();
 }
 
-test('direct.zec.json replay: file bytes, indexes, stats and answers after each of the 86 steps (client-cache §13 #1-#8 #12-#24, §14 #2 #4)', { skip }, async () => {
+for (const memoryImage of [true, false]) test(`direct.zec.json replay (${memoryImage ? 'in-memory image' : 'positional reads'}): file bytes, indexes, stats and answers after each of the 86 steps (client-cache §13 #1-#8 #12-#24, §14 #2 #4)`, { skip }, async () => {
   const steps = loadSteps('direct.zec.json');
   assert.equal(steps.length, 86);
   const dir = tmp();
   const path = join(dir, 'direct.zec');
-  await replay(steps, path, {}, (s, c, out) => {
+  await replay(steps, path, { memoryImage }, (s, c, out) => {
     const where = `step ${s.step} (${s.op})`;
     const file = readFileSync(path);
     assert.equal(file.length, s.file_size, `${where}: file size`);
