@@ -5,7 +5,7 @@
  * `noload()` run twice: a small stack machine that keeps only what can matter for a persistent
  * id (bytes, text, tuples, lists, None) and never builds dicts, objects or numbers.
  */
-import { decodeRawUnicodeEscape, escapeDecode } from './text.ts';
+import { decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from './text.ts';
 import { Unpickler } from './unpickler.ts';
 import { PickleError, PyGlobal, PyTuple } from './values.ts';
 
@@ -20,10 +20,20 @@ class Text {
 class Tup {
   constructor(readonly items: unknown[]) {}
 }
-/** Placeholder for values that never matter (numbers, dicts, sets, bools...). */
+/** Placeholder for values that never matter (numbers, bools, instances' state...). */
 const OTHER: unique symbol = Symbol('other');
+/** Placeholder for a dict (noload builds real dicts: APPEND on one fails, it is unhashable). */
+const DICT: unique symbol = Symbol('dict');
 /** A mark on the scan stack. */
 const MARK: unique symbol = Symbol('mark');
+
+const INT_RE = /^\s*[+-]?(\d[\d_]*|0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+)\s*$/;
+const FLOAT_RE = /^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\s*$/i;
+
+function isAscii(v: Uint8Array): boolean {
+  for (let i = 0; i < v.length; i++) if (v[i]! >= 0x80) return false;
+  return true;
+}
 
 /** Stack/memo caps for the scanner (the input size bounds them anyway). */
 const MAX_STACK = 1_000_000;
@@ -79,6 +89,12 @@ class Scanner {
     return Number(t);
   }
 
+  /** A Python 2 string as noload sees it (ASCII, or an error). */
+  private ascii(v: Uint8Array, at: number): Uint8Array {
+    if (!isAscii(v)) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
+    return v;
+  }
+
   private view(n: number, at: number): Uint8Array {
     this.need(n, at);
     const v = this.d.subarray(this.pos, this.pos + n);
@@ -116,19 +132,27 @@ class Scanner {
       if (!memo.has(idx)) this.fail(`memo key ${idx} not found`, at);
       stack.push(memo.get(idx));
     };
+    const hashable = (k: unknown, at: number): void => {
+      if (Array.isArray(k) || k === DICT) this.fail('unhashable dict key (list or dict)', at);
+    };
+    const setItems = (target: unknown, items: unknown[], at: number): void => {
+      if (items.length % 2) this.fail('SETITEMS with an odd number of items', at);
+      if (Array.isArray(target)) this.fail('SETITEM on a list (list assignment index out of range)', at);
+      if (target === DICT) for (let i = 0; i < items.length; i += 2) hashable(items[i], at);
+    };
     for (;;) {
       if (this.pos >= end) this.fail('truncated record: no STOP opcode', this.pos);
       if (stack.length > MAX_STACK) this.fail('stack too deep', this.pos);
       const at = this.pos;
       const op = d[this.pos++]!;
       switch (op) {
-        case 0x80: // PROTO
+        case 0x80: {
+          // PROTO: zodbpickle's noload accepts protocols 0-3 only
           this.need(1, at);
-          this.pos += 1;
+          const v = d[this.pos++]!;
+          if (v > 3) this.fail(`unsupported pickle protocol: ${v}`, at);
           break;
-        case 0x95: // FRAME
-          this.u64(at);
-          break;
+        }
         case 0x2e: // STOP
           pop(at);
           return;
@@ -140,20 +164,12 @@ class Scanner {
           this.line(at);
           stack.push(null);
           break;
-        case 0x93: // STACK_GLOBAL
-          pop(at);
-          pop(at);
-          stack.push(null);
-          break;
         case 0x71: // BINPUT
           this.need(1, at);
           put(d[this.pos++]!, at);
           break;
         case 0x72: // LONG_BINPUT
           put(this.u32(at), at);
-          break;
-        case 0x94: // MEMOIZE
-          put(memo.size, at);
           break;
         case 0x70: // PUT
           put(this.lineInt(at), at);
@@ -205,24 +221,27 @@ class Scanner {
         }
         case 0x49: // INT
         case 0x4c: // LONG
-        case 0x46: // FLOAT
-          this.line(at);
+        case 0x46: {
+          // FLOAT
+          const [s0, e0] = this.line(at);
+          let t = Buffer.from(d.buffer, d.byteOffset + s0, e0 - s0).toString('latin1');
+          if (op === 0x4c && t.endsWith('L')) t = t.slice(0, -1);
+          const re = op === 0x46 ? FLOAT_RE : INT_RE;
+          if (!re.test(t)) this.fail(`invalid ${op === 0x46 ? 'float' : 'int'} literal ${JSON.stringify(t.slice(0, 40))}`, at);
           stack.push(OTHER);
           break;
+        }
         case 0x47: // BINFLOAT
           this.view(8, at);
           stack.push(OTHER);
           break;
-        case 0x58: // BINUNICODE
-          stack.push(new Text(this.view(this.u32(at), at), null));
+        case 0x58: {
+          // BINUNICODE (must be valid UTF-8, as noload decodes it)
+          const v = this.view(this.u32(at), at);
+          if (!isAscii(v) && decodeUtf8(v, 0, v.length) === undefined) this.fail('invalid UTF-8 in BINUNICODE', at);
+          stack.push(new Text(v, null));
           break;
-        case 0x8c: // SHORT_BINUNICODE
-          this.need(1, at);
-          stack.push(new Text(this.view(d[this.pos++]!, at), null));
-          break;
-        case 0x8d: // BINUNICODE8
-          stack.push(new Text(this.view(this.u64(at), at), null));
-          break;
+        }
         case 0x56: {
           // UNICODE
           const [s, e] = this.line(at);
@@ -232,9 +251,12 @@ class Scanner {
           break;
         }
         case 0x43: // SHORT_BINBYTES
-        case 0x55: // SHORT_BINSTRING (ASCII text or bytes: the oid bytes are the raw bytes either way)
           this.need(1, at);
           stack.push(this.view(d[this.pos++]!, at));
+          break;
+        case 0x55: // SHORT_BINSTRING: noload decodes it as strict ASCII; the oid bytes are the raw bytes
+          this.need(1, at);
+          stack.push(this.ascii(this.view(d[this.pos++]!, at), at));
           break;
         case 0x42: // BINBYTES
           stack.push(this.view(this.u32(at), at));
@@ -243,13 +265,9 @@ class Scanner {
           // BINSTRING
           const n = this.u32(at);
           if (n >= 0x80000000) this.fail('negative BINSTRING length', at);
-          stack.push(this.view(n, at));
+          stack.push(this.ascii(this.view(n, at), at));
           break;
         }
-        case 0x8e: // BINBYTES8
-        case 0x96: // BYTEARRAY8
-          stack.push(this.view(this.u64(at), at));
-          break;
         case 0x53: {
           // STRING
           const [s, e] = this.line(at);
@@ -257,12 +275,11 @@ class Scanner {
           if (e - s < 2 || (q !== 0x27 && q !== 0x22) || d[e - 1] !== q) this.fail('the STRING opcode argument must be quoted', at);
           const raw = escapeDecode(d, s + 1, e - 1);
           if (raw === undefined) this.fail('invalid escape in STRING', at);
-          stack.push(raw);
+          stack.push(this.ascii(raw, at));
           break;
         }
         case 0x7d: // EMPTY_DICT
-        case 0x8f: // EMPTY_SET
-          stack.push(OTHER);
+          stack.push(DICT);
           break;
         case 0x5d: // EMPTY_LIST
           stack.push([]);
@@ -270,11 +287,14 @@ class Scanner {
         case 0x29: // EMPTY_TUPLE
           stack.push(new Tup([]));
           break;
-        case 0x64: // DICT
-        case 0x91: // FROZENSET
-          popMark(at);
-          stack.push(OTHER);
+        case 0x64: {
+          // DICT
+          const items = popMark(at);
+          if (items.length % 2) this.fail('DICT with an odd number of items', at);
+          for (let i = 0; i < items.length; i += 2) hashable(items[i], at);
+          stack.push(DICT);
           break;
+        }
         case 0x6c: // LIST
           stack.push(popMark(at));
           break;
@@ -304,6 +324,7 @@ class Scanner {
           const v = pop(at);
           const t = top(at);
           if (Array.isArray(t)) t.push(v);
+          else if (t === DICT) this.fail("APPEND to a dict ('dict' object has no attribute 'append')", at);
           break;
         }
         case 0x65: {
@@ -311,26 +332,24 @@ class Scanner {
           const items = popMark(at);
           const t = top(at);
           if (Array.isArray(t)) for (const x of items) t.push(x);
+          else if (t === DICT) this.fail("APPENDS to a dict ('dict' object has no attribute 'extend')", at);
           break;
         }
-        case 0x73: // SETITEM
-          pop(at);
-          pop(at);
-          top(at);
+        case 0x73: {
+          // SETITEM
+          const v = pop(at);
+          const k = pop(at);
+          setItems(top(at), [k, v], at);
           break;
-        case 0x75: // SETITEMS
-        case 0x90: // ADDITEMS
-          popMark(at);
-          top(at);
+        }
+        case 0x75: {
+          // SETITEMS
+          const items = popMark(at);
+          setItems(top(at), items, at);
           break;
+        }
         case 0x52: // REDUCE
         case 0x81: // NEWOBJ
-          pop(at);
-          pop(at);
-          stack.push(null);
-          break;
-        case 0x92: // NEWOBJ_EX
-          pop(at);
           pop(at);
           pop(at);
           stack.push(null);
@@ -371,6 +390,9 @@ class Scanner {
           stack.push(null);
           break;
         }
+        // Protocol 4/5 opcodes (0x8c-0x98: SHORT_BINUNICODE, BINUNICODE8, BINBYTES8, EMPTY_SET,
+        // ADDITEMS, FROZENSET, NEWOBJ_EX, STACK_GLOBAL, MEMOIZE, FRAME, BYTEARRAY8, NEXT_BUFFER,
+        // READONLY_BUFFER) are refused, as zodbpickle's noload refuses them.
         case 0x82: // EXT1
           this.view(1, at);
           stack.push(null);
@@ -418,7 +440,8 @@ function oidOf(v: unknown): bigint {
 
 function kindOf(v: unknown): string {
   if (v === null) return 'None';
-  if (v === OTHER) return 'number/dict/set';
+  if (v === OTHER) return 'number';
+  if (v === DICT) return 'dict';
   if (v instanceof Tup) return 'tuple';
   if (Array.isArray(v)) return 'list';
   return typeof v;
@@ -502,6 +525,7 @@ export function getPickleMetadata(data: Uint8Array): { module: string; name: str
   try {
     info = new Unpickler(data, {
       encoding: 'ascii',
+      maxProtocol: 3,
       persistentLoad: () => {
         throw new PickleError('no persistent_load');
       },

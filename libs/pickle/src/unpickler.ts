@@ -37,6 +37,12 @@ export interface LoadOptions {
   findClass?: (module: string, name: string) => unknown;
   /** Turn a persistent id (PERSID: a string; BINPERSID: any value) into a value. Default: PersistentRef. */
   persistentLoad?: (pid: unknown) => unknown;
+  /**
+   * Highest protocol accepted (default 5): a higher PROTO, or an opcode introduced by a later
+   * protocol (0x8c-0x95: 4, 0x96-0x98: 5), is an error. zodbpickle's Unpickler, which ZODB and
+   * ZEO use, stops at 3.
+   */
+  maxProtocol?: number;
   /** Refuse inputs longer than this many bytes (default 1 GiB). */
   maxLength?: number;
   /** Most values + marks on the stack at once (default 1,000,000). */
@@ -69,6 +75,7 @@ export class Unpickler {
   private readonly persistentLoad: Hook<[unknown]>;
   private readonly maxStack: number;
   private readonly maxMemo: number;
+  private readonly maxProtocol: number;
   /** The protocol announced by the last PROTO opcode (0 when none). */
   proto = 0;
 
@@ -86,6 +93,7 @@ export class Unpickler {
     this.persistentLoad = options.persistentLoad;
     this.maxStack = options.maxStack ?? DEFAULTS.maxStack;
     this.maxMemo = options.maxMemo ?? DEFAULTS.maxMemo;
+    this.maxProtocol = options.maxProtocol ?? 5;
   }
 
   /** Byte offset of the next unread byte. */
@@ -324,11 +332,14 @@ export class Unpickler {
       if (this.pos >= this.end) this.fail('truncated pickle: no STOP opcode');
       const at = this.pos;
       const op = d[this.pos++]!;
+      if (op >= 0x8c && op <= 0x98 && (op >= 0x96 ? 5 : 4) > this.maxProtocol) {
+        this.fail(`invalid load key 0x${op.toString(16)} (a protocol ${op >= 0x96 ? 5 : 4} opcode; limit is ${this.maxProtocol})`, at);
+      }
       switch (op) {
         case 0x80: {
           // PROTO
           const v = this.u8();
-          if (v > 5) this.fail(`unsupported pickle protocol: ${v}`, at);
+          if (v > this.maxProtocol) this.fail(`unsupported pickle protocol: ${v}`, at);
           this.proto = v;
           break;
         }
