@@ -67,4 +67,5 @@ export * from './message.ts';
 export * from './m5.ts';
 export * from './z5.ts';
 export * from './codecs.ts';
+export * from './methods.ts';
 export * from './connection.ts';

@@ -153,3 +153,28 @@ test('zeo5 §5.2/§5.4: message classification and shape checks', () => {
     assert.throws(() => c.decode(Buffer.from(bad, 'hex')), ProtocolError, bad);
   }
 });
+
+test('zeo5 S-12 §8.0: arity checks fail with builtins.TypeError worded like CPython 3.11', async () => {
+  const { checkServerCallArity, SERVER_METHODS, CLIENT_METHODS } = await import('../src/index.ts');
+  const msg = (m: string, a: unknown[]) => {
+    try {
+      checkServerCallArity(m, a as never);
+      return null;
+    } catch (e) {
+      assert.ok(e instanceof PythonError && e.pythonClass === 'builtins.TypeError');
+      return e.args[0];
+    }
+  };
+  assert.equal(msg('register', ['1', 0, 'c']), 'ZEOStorage.register() takes 3 positional arguments but 4 were given');
+  assert.equal(msg('register', ['1']), "ZEOStorage.register() missing 1 required positional argument: 'read_only'");
+  assert.equal(msg('history', []), "ZEOStorage.history() missing 1 required positional argument: 'tid'");
+  assert.equal(msg('history', [1, 2, 3]), 'ZEOStorage.history() takes from 2 to 3 positional arguments but 4 were given');
+  assert.equal(msg('ping', [1]), 'ZEOStorage.ping() takes 1 positional argument but 2 were given');
+  assert.equal(msg('storea', []), "ZEOStorage.storea() missing 4 required positional arguments: 'oid', 'serial', 'data', and 'id'");
+  assert.equal(msg('storea', [1]), "ZEOStorage.storea() missing 3 required positional arguments: 'serial', 'data', and 'id'");
+  assert.equal(msg('tpc_begin', [1, 2, 3, 4]), null);
+  assert.equal(msg('tpc_begin', [1, 2, 3, 4, 5, 6]), null);
+  assert.equal(msg('no_such', [1]), null);
+  assert.equal(Object.keys(SERVER_METHODS).length, 36); // registered_methods (35) + register
+  assert.deepEqual(Object.keys(CLIENT_METHODS), ['invalidateTransaction', 'info', 'receiveBlobStart', 'receiveBlobChunk', 'receiveBlobStop']);
+});
