@@ -558,6 +558,17 @@ export class MappingStorage implements IStorage {
 
   /** Runs with the commit lock held; computes everything first so a failure changes nothing. */
   private packNow(packtid: Tid, gc: boolean): void {
+    // Redundant pack (as FileStorage's packer): everything up to the pack time is already packed
+    // and so is the transaction after it — e.g. a pack to an earlier time than a previous pack.
+    const firstAfter = this.txns.findIndex((t) => t.tid > packtid);
+    const upTo = firstAfter < 0 ? this.txns.length : firstAfter;
+    if (this.txns.slice(0, upTo).every((t) => t.status === 'p')) {
+      const next = this.txns[firstAfter < 0 ? upTo - 1 : firstAfter];
+      if (next !== undefined && next.status === 'p') {
+        this.log.info({ packtid: oidRepr(packtid) }, 'pack: already packed to a later time, or nothing changed since the last pack');
+        return;
+      }
+    }
     // A. the revision of each oid current at the pack time (objects deleted then are absent)
     const cur = new Map<Oid, Revision>();
     for (const [oid, revs] of this.revisions) {

@@ -770,6 +770,8 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       const packed = await dumpIterator(s);
       await s.pack(timeAt(2, 30), false);
       assert.deepEqual(await dumpIterator(s), packed, 'a repeated pack changes nothing');
+      await s.pack(timeAt(1, 30), true);
+      assert.deepEqual(await dumpIterator(s), packed, 'a pack to an earlier time than the last pack changes nothing');
       assert.deepEqual(await s.load(z64), { data: rec('root2'), tid: T2 });
     }, { needs: needPack });
 
