@@ -4,6 +4,8 @@
 // a bystander connection keep working throughout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { vectorsSkip } from '@zeo-ts/storage/testing';
 import {
   M5Codec, Z5Codec, ProtocolError, checkServerCallArity, SERVER_METHODS, frameHeader, encodeFrame, isErrorReply,
@@ -143,8 +145,6 @@ for (const letter of ['M', 'Z'] as const) {
 }
 
 test('zeo5 fuzz (client side): garbage from a server closes the client connection and fails its calls', async () => {
-  const net = await import('node:net');
-  const { once } = await import('node:events');
   const r = rng(3);
   for (let i = 0; i < 30; i++) {
     const garbage = Buffer.from(Array.from({ length: 1 + Math.floor(r() * 40) }, () => Math.floor(r() * 256)));
