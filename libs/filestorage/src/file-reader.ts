@@ -56,6 +56,7 @@ export class FileReader {
   readonly name: string;
   private readonly ownsFd: boolean;
   private readonly hdr = Buffer.allocUnsafe(BACKPOINTER_RECORD_LEN);
+  private readonly scratch = Buffer.allocUnsafe(4096);
 
   constructor(fd: number, name: string, ownsFd = false) {
     this.fd = fd;
@@ -218,16 +219,48 @@ export class FileReader {
     return h;
   }
 
-  /** The data record at `pos` with its data or backpointer. */
+  /**
+   * The data record at `pos` with its data or backpointer. One positional read of up to 4 KiB
+   * usually brings header and data together (the load path's single syscall).
+   */
   readRecord(pos: number): DataRecordAt {
-    const h = this.readDataHeader(pos);
-    if (h.plen > 0) {
-      const data = this.readExact(pos + DATA_HDR_LEN, h.plen, 'record data');
-      return { ...h, pos, data, back: 0, next: pos + DATA_HDR_LEN + h.plen };
+    const b = this.scratch;
+    const n = readSync(this.fd, b, 0, b.length, pos);
+    if (n < DATA_HDR_LEN) {
+      // a short read not at EOF is retried through the exact path
+      this.readDataHeader(pos);
     }
-    const back = this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
+    let oid: bigint, tid: bigint, prev: number, tloc: number, vlen: number, plen: number;
+    try {
+      oid = b.readBigUInt64BE(0);
+      tid = b.readBigUInt64BE(8);
+      prev = readPos(b, 16);
+      tloc = readPos(b, 24);
+      vlen = b.readUInt16BE(32);
+      plen = readPos(b, 34);
+    } catch (e) {
+      throw this.wrap(e, pos, 'bad data record header');
+    }
+    if (vlen !== 0) throw new CorruptedDataError(this.name, pos, `non-zero version length ${vlen}; versions aren't supported`);
+    if (plen > 0) {
+      let data: Buffer;
+      if (DATA_HDR_LEN + plen <= n) {
+        data = Buffer.allocUnsafe(plen);
+        b.copy(data, 0, DATA_HDR_LEN, DATA_HDR_LEN + plen);
+      } else data = this.readExact(pos + DATA_HDR_LEN, plen, 'record data');
+      return { oid, tid, prev, tloc, vlen, plen, pos, data, back: 0, next: pos + DATA_HDR_LEN + plen };
+    }
+    const back = n >= BACKPOINTER_RECORD_LEN ? this.posIn(b, DATA_HDR_LEN, pos) : this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
     if (back !== 0 && back >= pos) throw new CorruptedDataError(this.name, pos, `backpointer ${back} does not point before the record`);
-    return { ...h, pos, data: null, back, next: pos + BACKPOINTER_RECORD_LEN };
+    return { oid, tid, prev, tloc, vlen, plen, pos, data: null, back, next: pos + BACKPOINTER_RECORD_LEN };
+  }
+
+  private posIn(b: Buffer, off: number, pos: number): number {
+    try {
+      return readPos(b, off);
+    } catch (e) {
+      throw this.wrap(e, pos, 'bad backpointer');
+    }
   }
 
   /**

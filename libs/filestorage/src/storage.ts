@@ -480,18 +480,27 @@ export class FileStorage implements IStorage {
     this.checkOpen();
     let pos = this.index.get(oid);
     if (pos === 0) throw new POSKeyError(oid);
+    // fast path: the current revision is the answer (one read)
+    const cur = this.recordFor(oid, pos);
+    let r: DataRecordAt;
     let end: Tid | null = null;
-    let last = Number.MAX_SAFE_INTEGER;
-    for (;;) {
-      if (pos >= last) throw new CorruptedDataError(this.path, pos, `prev pointer does not decrease (from ${last})`);
-      last = pos;
-      const h = this.headerFor(oid, pos);
-      if (h.tid < tid) break;
-      end = h.tid;
-      pos = h.prev;
+    if (cur.tid < tid) r = cur;
+    else {
+      end = cur.tid;
+      pos = cur.prev;
       if (pos === 0) return null;
+      let last = cur.pos;
+      for (;;) {
+        if (pos >= last) throw new CorruptedDataError(this.path, pos, `prev pointer does not decrease (from ${last})`);
+        last = pos;
+        const h = this.headerFor(oid, pos);
+        if (h.tid < tid) break;
+        end = h.tid;
+        pos = h.prev;
+        if (pos === 0) return null;
+      }
+      r = this.recordFor(oid, pos);
     }
-    const r = this.recordFor(oid, pos);
     if (r.data) return { data: r.data, start: r.tid, end };
     if (r.back === 0) throw new POSKeyError(oid);
     return { data: this.reader.loadBack(oid, r.back).data, start: r.tid, end };
