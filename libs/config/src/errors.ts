@@ -43,6 +43,11 @@ export class ConfigError extends Error {
     this.style = style;
   }
 
+  /** The two-line usage error runzeo/zeoctl print before exiting 2 (§2.8). */
+  usageText(program: string): string {
+    return `Error: ${this.message}\nFor help, use ${program} -h\n`;
+  }
+
   /** A copy of this error located at `pos` (used when a nested layer had no position). */
   withPosition(pos: SourcePos, key?: string): ConfigError {
     return new ConfigError(this.reason, pos, { key: key ?? this.key, style: this.style });

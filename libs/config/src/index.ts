@@ -67,6 +67,8 @@ export {
   serverSchema,
   fileStorageFromPath,
   OVERRIDES_WITHOUT_CONFIG,
+  effectiveMsgpack,
+  effectivePidFile,
   type ServerConfig,
   type ServerLoadOptions,
   type ZeoConfig,

@@ -235,3 +235,24 @@ export function fileStorageFromPath(path: string, name: string, opts: { cwd?: st
 
 /** runzeo's message for `-X` given without `-C` (§2.9). */
 export const OVERRIDES_WITHOUT_CONFIG = 'configuration overrides (-X) cannot be used without a configuration file';
+
+/** msgpack in force (§3.2): the key when given, else a non-empty ZEO_MSGPACK. */
+export function effectiveMsgpack(zeo: Pick<ZeoConfig, 'msgpack'>, env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  if (zeo.msgpack !== null) return zeo.msgpack;
+  return Boolean(env['ZEO_MSGPACK']);
+}
+
+/**
+ * The PID file to write (§5.7): `--pid-file`, else `pid-filename`, else
+ * `$INSTANCE_HOME/var/ZEO.pid` when INSTANCE_HOME is set, else none. A read-only server writes none.
+ */
+export function effectivePidFile(
+  zeo: Pick<ZeoConfig, 'pid_filename' | 'read_only'>,
+  opts: { pidFileOption?: string | null; env?: Readonly<Record<string, string | undefined>> } = {},
+): string | null {
+  if (zeo.read_only) return null;
+  if (opts.pidFileOption) return opts.pidFileOption;
+  if (zeo.pid_filename) return zeo.pid_filename;
+  const home = (opts.env ?? process.env)['INSTANCE_HOME'];
+  return home ? `${home.replace(/\/+$/, '')}/var/ZEO.pid` : null;
+}

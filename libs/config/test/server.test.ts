@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   clientOptions,
+  ConfigError,
+  effectiveMsgpack,
+  effectivePidFile,
+  OVERRIDES_WITHOUT_CONFIG,
   fileStorageFromPath,
   loadServerConfig,
   registerProvider,
@@ -635,4 +639,20 @@ test('E18: typical mistakes in server files', () => {
   // Upstream reads `<eventlog></eventlog>` on ONE line as a section of type "eventlog></eventlog"
   // (the spec's table shows it as loading); we follow upstream.
   throwsConfig(() => server(`${ZEO_8100}<mappingstorage/>\n<eventlog></eventlog>\n`), "unknown type name: 'eventlog></eventlog'");
+});
+
+test('§3.2 msgpack, §5.7 PID file and §2.8 usage text helpers', () => {
+  const z = server(`${ZEO_8100}<mappingstorage/>\n`).zeo;
+  assert.equal(effectiveMsgpack(z, {}), false);
+  assert.equal(effectiveMsgpack(z, { ZEO_MSGPACK: '1' }), true);
+  assert.equal(effectiveMsgpack({ msgpack: false }, { ZEO_MSGPACK: '1' }), false);
+  assert.equal(effectivePidFile(z, { env: {} }), null);
+  assert.equal(effectivePidFile(z, { env: { INSTANCE_HOME: '/srv/zeo/' } }), '/srv/zeo/var/ZEO.pid');
+  assert.equal(effectivePidFile({ pid_filename: '/run/z.pid', read_only: false }, { env: { INSTANCE_HOME: '/srv' } }), '/run/z.pid');
+  assert.equal(effectivePidFile({ pid_filename: '/run/z.pid', read_only: false }, { pidFileOption: '/x.pid' }), '/x.pid');
+  assert.equal(effectivePidFile({ pid_filename: '/run/z.pid', read_only: true }, { pidFileOption: '/x.pid' }), null);
+  const e = throwsConfig(() => server('<zeo>\naddress 8100\nread_only true\n</zeo>\n<mappingstorage/>\n'), "'read_only' is not a known key name");
+  assert.ok(e instanceof ConfigError);
+  assert.equal(e.usageText('runzeo'), "Error: 'read_only' is not a known key name\n(line 3 in <string>)\nFor help, use runzeo -h\n");
+  assert.equal(OVERRIDES_WITHOUT_CONFIG, 'configuration overrides (-X) cannot be used without a configuration file');
 });
