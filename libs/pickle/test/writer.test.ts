@@ -9,6 +9,7 @@ for (const c of PY_CASES) {
   test(`writer matches Python: ${c.name}`, () => {
     for (const [key, expected] of Object.entries(c.hex)) {
       const protocol = Number(key[0]);
+      if (protocol > 3) continue; // reader-only cases
       const memo = !key.endsWith('f');
       const got = dumps(fromSpec(c.v), { protocol, memo }).toString('hex');
       assert.equal(got, expected, `protocol ${protocol} memo ${memo}`);
