@@ -28,7 +28,7 @@ const targets = process.argv.slice(2);
 const files = [];
 for (const t of targets.length ? targets : ['test']) collect(resolve(pkgDir, t), files);
 
-const resultsDir = join(root, '.test-results');
+const resultsDir = process.env.ZEO_TS_RESULTS_DIR ?? join(root, '.test-results', 'single');
 mkdirSync(resultsDir, { recursive: true });
 const resultFile = join(resultsDir, `${pkgName.replace(/[^a-zA-Z0-9_.-]/g, '_')}.json`);
 

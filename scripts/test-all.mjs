@@ -7,10 +7,11 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const resultsDir = join(root, '.test-results');
+// A directory of this run's own, so concurrent test runs never mix their counts.
+const resultsDir = join(root, '.test-results', `run-${process.pid}`);
 rmSync(resultsDir, { recursive: true, force: true });
 
-const env = { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', NX_SKIP_NX_CACHE: 'true' };
+const env = { ...process.env, ZEO_TS_RESULTS_DIR: resultsDir, NX_DAEMON: 'false', NX_NO_CLOUD: 'true', NX_TUI: 'false', NX_SKIP_NX_CACHE: 'true' };
 const nx = join(root, 'node_modules', '.bin', 'nx');
 const r = spawnSync(nx, ['run-many', '-t', 'test', '--outputStyle=static', '--parallel=2', ...process.argv.slice(2)], {
   stdio: 'inherit', cwd: root, env,
@@ -34,4 +35,5 @@ if (failures.length) {
   for (const f of failures) console.log(`  - ${f}`);
 }
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+rmSync(resultsDir, { recursive: true, force: true });
 process.exit(failed > 0 ? 1 : 0);
