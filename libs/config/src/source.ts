@@ -6,8 +6,17 @@ import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ConfigError, type SourcePos } from './errors.ts';
+import { ConfigError, pyRepr, type SourcePos } from './errors.ts';
 import type { IncludedSource } from './parser.ts';
+
+/** Python's rendering of the common open() failures (errno, strerror). */
+const PY_ERRNO: Record<string, [number, string]> = {
+  ENOENT: [2, 'No such file or directory'],
+  EACCES: [13, 'Permission denied'],
+  EISDIR: [21, 'Is a directory'],
+  ENOTDIR: [20, 'Not a directory'],
+  ELOOP: [40, 'Too many levels of symbolic links'],
+};
 
 /** Does `s` look like a URL (scheme:...) rather than a file path? */
 function isUrl(s: string): boolean {
@@ -34,7 +43,8 @@ export function readSource(url: string, from?: SourcePos): IncludedSource {
     data = readFileSync(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const text = err.code === 'ENOENT' ? `[Errno 2] No such file or directory: '${path}'` : `${err.code ?? 'error'}: ${err.message}`;
+    const py = PY_ERRNO[err.code ?? ''];
+    const text = py ? `[Errno ${py[0]}] ${py[1]}: ${pyRepr(path)}` : `${err.code ?? 'error'}: ${err.message}`;
     throw new ConfigError(`error opening file ${path}: ${text}`, from ?? { url });
   }
   return { url: u.href, text: data.toString('utf8') };

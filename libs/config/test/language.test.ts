@@ -209,6 +209,7 @@ test('§9.1 #21: a missing configuration file', () => {
   const p = join(d, 'nope.conf');
   const e = throwsConfig(() => loadServerConfig(p), `error opening file ${p}: [Errno 2] No such file or directory: '${p}'`);
   assert.ok(e instanceof ConfigError);
+  throwsConfig(() => loadServerConfig(d), `error opening file ${d}: [Errno 21] Is a directory: '${d}'`);
 });
 
 test('§2.1: relative paths become file: URLs; fragments are refused; a BOM is ignored [D]; CRLF lines work', () => {
