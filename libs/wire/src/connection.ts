@@ -33,6 +33,56 @@ export function delayed(promise: Promise<WireValue | undefined>): Delayed {
   return new Delayed(promise);
 }
 
+/**
+ * A reply whose position in this connection's output is fixed when the handler returns: any
+ * message written to the connection afterwards (invalidations, other replies) waits until this
+ * reply is sent. Later incoming messages are processed meanwhile. Use it for loads whose data is
+ * read asynchronously, so an invalidation can never overtake the reply (§11.2, S-25).
+ */
+export class Ordered {
+  constructor(readonly promise: Promise<WireValue | undefined>) {}
+}
+
+/** Wrap a promise as an Ordered reply (see Ordered). */
+export function ordered(promise: Promise<WireValue | undefined>): Ordered {
+  return new Ordered(promise);
+}
+
+/**
+ * A reserved position in a connection's output (RpcConnection.reserveOutput): frames written
+ * after the reservation are held until the slot is filled (reply/error/send) or cancelled.
+ */
+export class OutputSlot {
+  /** the payload to write at this position, null when cancelled, undefined while pending */
+  payload: Buffer | null | undefined = undefined;
+  constructor(private readonly conn: RpcConnection) {}
+  get done(): boolean {
+    return this.payload !== undefined;
+  }
+  /** Fill with a reply (falls back to the "Couldn't pickle response" error when unencodable). */
+  reply(msgid: WireValue, result: WireValue): void {
+    this.conn.fillSlot(this, { kind: 'reply', msgid, value: result });
+  }
+  /** Fill with an error reply for err (§6.4). */
+  error(msgid: WireValue, err: unknown): void {
+    this.conn.fillSlot(this, { kind: 'error', msgid, err });
+  }
+  /** Fill with any message. */
+  send(msg: Message): void {
+    this.conn.fillSlot(this, { kind: 'message', msg });
+  }
+  /** Release the position without writing anything. */
+  cancel(): void {
+    this.conn.fillSlot(this, null);
+  }
+}
+
+type SlotFill =
+  | { kind: 'reply'; msgid: WireValue; value: WireValue }
+  | { kind: 'error'; msgid: WireValue; err: unknown }
+  | { kind: 'message'; msg: Message }
+  | null;
+
 export interface IncomingCall {
   readonly connection: RpcConnection;
   readonly msgid: WireValue;
@@ -48,7 +98,7 @@ export interface IncomingCall {
  * ProtocolError instead closes the connection without a reply (e.g. a method not allowed, §4.5).
  */
 export type CallHandler = (method: string, args: WireValue[], call: IncomingCall) =>
-  WireValue | undefined | void | Promise<WireValue | undefined | void> | Delayed;
+  WireValue | undefined | void | Promise<WireValue | undefined | void> | Delayed | Ordered;
 
 export type CodecFactory = (letter: EncodingLetter) => MessageCodec | undefined;
 
@@ -151,6 +201,10 @@ export class RpcConnection extends EventEmitter {
   private state: State = 'handshake';
   private messageId = 0;
   private readonly pending = new Map<string, Pending>();
+  private readonly preHandshake: { msg: Message; key: string | undefined }[] = [];
+  /** output held behind reserved slots (§11.2): frames and slots in write order */
+  private readonly held: (Buffer | OutputSlot)[] = [];
+  private heldBytes = 0;
   private readonly inbound: Buffer[] = [];
   private inboundBytes = 0;
   private readingPaused = false;
@@ -226,9 +280,9 @@ export class RpcConnection extends EventEmitter {
     return this.pending.size;
   }
 
-  /** Bytes queued by us (not yet handed to the socket) plus the socket's own buffer. */
+  /** Bytes queued or held by us (not yet handed to the socket) plus the socket's own buffer. */
   get outgoingBytes(): number {
-    return this.outboundBytes + this.socket.writableLength;
+    return this.heldBytes + this.outboundBytes + this.socket.writableLength;
   }
 
   /** False while the socket is not accepting more data without buffering (back-pressure). */
@@ -274,8 +328,8 @@ export class RpcConnection extends EventEmitter {
     this.pending.set(key, p);
     const msg: Message = { msgid, flags: false, method, args };
     if (this.state === 'handshake') {
-      // queue behind the handshake (the reference writes its answer and register back to back)
-      this.ready.then(() => this.sendMessageOrFail(msg, key), () => undefined);
+      // queued behind the handshake (the reference writes its answer and register back to back)
+      this.queueBeforeHandshake(msg, key);
     } else {
       this.sendMessageOrFail(msg, key);
     }
@@ -287,10 +341,17 @@ export class RpcConnection extends EventEmitter {
     if (!this.isOpen) throw new ConnectionClosedError(`connection closed; cannot send ${method}`);
     const msg: Message = { msgid: 0, flags: true, method, args };
     if (this.state === 'handshake') {
-      this.ready.then(() => this.sendMessage(msg), () => undefined);
+      this.queueBeforeHandshake(msg, undefined);
     } else {
       this.sendMessage(msg);
     }
+  }
+
+  private queueBeforeHandshake(msg: Message, key: string | undefined): void {
+    if (this.preHandshake.length >= this.opts.maxPendingCalls) {
+      throw new ProtocolError(`too many messages queued before the handshake (${this.preHandshake.length})`);
+    }
+    this.preHandshake.push({ msg, key });
   }
 
   /** Send `(-1, 0, ".reply", None)` (§5.8). */
@@ -302,28 +363,77 @@ export class RpcConnection extends EventEmitter {
   /** Send a reply (for handlers that answer out of band). */
   sendReply(msgid: WireValue, result: WireValue): void {
     if (this.state !== 'open') return;
-    let payload: Buffer;
-    try {
-      payload = this.codec!.encode(reply(msgid, result));
-    } catch (e) {
-      this.log.error({ err: (e as Error).message, result: shortRepr(result) }, 'unencodable response');
-      this.sendError(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"]));
-      return;
-    }
-    this.writeFrame(payload);
+    this.writeFrame(this.replyPayload(msgid, result));
   }
 
   /** Send an error reply for `err` (§6.4). */
   sendError(msgid: WireValue, err: unknown): void {
     if (this.state !== 'open') return;
-    let payload: Buffer;
+    this.writeFrame(this.errorPayload(msgid, err));
+  }
+
+  /**
+   * Reserve the current position in the output (§11.2): everything written after this call is
+   * held until the slot is filled or cancelled. Held output counts against maxOutgoingBytes.
+   */
+  reserveOutput(): OutputSlot {
+    const slot = new OutputSlot(this);
+    if (this.isOpen) this.held.push(slot);
+    else slot.payload = null;
+    return slot;
+  }
+
+  /** @internal used by OutputSlot */
+  fillSlot(slot: OutputSlot, fill: SlotFill): void {
+    if (slot.done) throw new Error('output slot already filled');
+    let payload: Buffer | null = null;
+    if (fill && this.state === 'open') {
+      try {
+        payload = fill.kind === 'reply' ? this.replyPayload(fill.msgid, fill.value)
+          : fill.kind === 'error' ? this.errorPayload(fill.msgid, fill.err)
+            : this.codec!.encode(fill.msg);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'unencodable message for a reserved slot');
+        payload = null;
+      }
+    }
+    slot.payload = payload;
+    this.flushHeld();
+  }
+
+  private replyPayload(msgid: WireValue, result: WireValue): Buffer {
     try {
-      payload = this.codec!.encode(errorReply(msgid, err));
+      return this.codec!.encode(reply(msgid, result));
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, result: shortRepr(result) }, 'unencodable response');
+      return this.errorPayload(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"]));
+    }
+  }
+
+  private errorPayload(msgid: WireValue, err: unknown): Buffer {
+    try {
+      return this.codec!.encode(errorReply(msgid, err));
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'unencodable error reply');
-      payload = this.codec!.encode(errorReply(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"])));
+      return this.codec!.encode(errorReply(msgid, new PythonError('builtins.ValueError', ["Couldn't pickle response"])));
     }
-    this.writeFrame(payload);
+  }
+
+  /** Write held frames up to the first pending slot. */
+  private flushHeld(): void {
+    // bounded: each round removes one element of `held`
+    while (this.held.length) {
+      const head = this.held[0]!;
+      if (head instanceof OutputSlot) {
+        if (!head.done) return;
+        this.held.shift();
+        if (head.payload) this.writeNow(head.payload);
+      } else {
+        this.held.shift();
+        this.heldBytes -= head.length;
+        this.writeNow(head);
+      }
+    }
   }
 
   private sendMessageOrFail(msg: Message, key: string): void {
@@ -341,8 +451,22 @@ export class RpcConnection extends EventEmitter {
     this.writeFrame(this.codec!.encode(msg));
   }
 
-  /** Frame and write a payload, respecting back-pressure; close when the peer reads too slowly. */
+  /** Frame and write a payload after any reserved slots; close when the peer reads too slowly. */
   private writeFrame(payload: Buffer): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    if (this.held.length) {
+      this.held.push(payload);
+      this.heldBytes += payload.length;
+      if (this.heldBytes + this.outboundBytes + this.socket.writableLength > this.opts.maxOutgoingBytes) {
+        this.abort(new ProtocolError(`more than ${this.opts.maxOutgoingBytes} bytes of output held or queued (peer not reading, or a reserved reply never came)`));
+      }
+      return;
+    }
+    this.writeNow(payload);
+  }
+
+  /** Frame and hand a payload to the socket, respecting back-pressure. */
+  private writeNow(payload: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
     const frame = payload.length < 65536 ? Buffer.concat([frameHeader(payload.length), payload]) : null;
     const parts = frame ? [frame] : [frameHeader(payload.length), payload];
@@ -490,11 +614,10 @@ export class RpcConnection extends EventEmitter {
       this.abort(e as Error);
       return;
     }
-    if (!this.startEncoding(ans.letter)) return;
-    this.writeFrame(ans.answer);
+    this.startEncoding(ans.letter, ans.answer);
   }
 
-  private startEncoding(letter: EncodingLetter): boolean {
+  private startEncoding(letter: EncodingLetter, answer?: Buffer): boolean {
     const codec = this.codecs(letter);
     if (!codec) {
       this.abort(new ProtocolError(`no codec for encoding ${letter}5`));
@@ -503,6 +626,12 @@ export class RpcConnection extends EventEmitter {
     this.codec = codec;
     this.letter = letter;
     this.state = 'open';
+    if (answer) this.writeFrame(answer);
+    // messages queued before the handshake go out first, in order
+    for (const { msg, key } of this.preHandshake.splice(0)) {
+      if (key === undefined) this.sendMessage(msg);
+      else this.sendMessageOrFail(msg, key);
+    }
     this.resolveReady(letter);
     this.emit('handshake', letter);
     return true;
@@ -554,6 +683,22 @@ export class RpcConnection extends EventEmitter {
       result = this.handler(msg.method, msg.args as WireValue[], call);
     } catch (e) {
       this.callFailed(msg, oneWay, e);
+      return undefined;
+    }
+    if (result instanceof Ordered) {
+      const slot = oneWay ? undefined : this.reserveOutput();
+      result.promise.then(
+        (v) => {
+          if (slot) slot.reply(msg.msgid, v === undefined ? null : v);
+        },
+        (e) => {
+          if (slot && !(e instanceof ProtocolError)) slot.error(msg.msgid, e);
+          else {
+            slot?.cancel();
+            this.callFailed(msg, oneWay, e);
+          }
+        },
+      );
       return undefined;
     }
     if (result instanceof Delayed) {
@@ -630,6 +775,9 @@ export class RpcConnection extends EventEmitter {
     this.inboundBytes = 0;
     this.outbound.length = 0;
     this.outboundBytes = 0;
+    this.held.length = 0;
+    this.heldBytes = 0;
+    this.preHandshake.length = 0;
     if (!this.socket.destroyed) this.socket.end();
   }
 
