@@ -58,6 +58,7 @@ export const CONFORMANCE_TEST_IDS = [
   'empty',
   'new-oid',
   'store-load',
+  'large-transaction',
   'same-oid-twice',
   'abort',
   'uncommitted-invisible',
@@ -79,6 +80,7 @@ export const CONFORMANCE_TEST_IDS = [
   'undo-log',
   'undo',
   'undo-errors',
+  'undo-multi',
   'pack-history',
   'pack-noop',
   'pack-gc',
@@ -319,6 +321,18 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.equal(s.lastTransaction(), t2);
     });
 
+    test('large-transaction', 'a 2 MiB record and 500 records in one transaction round-trip (filestorage §3.4)', async (s) => {
+      const big = makeRecord({ value: 'x'.repeat(2 * 1024 * 1024) });
+      const writes: Write[] = [{ oid: z64, serial: z64, data: big }];
+      for (let i = 1n; i <= 500n; i++) writes.push({ oid: i, serial: z64, data: rec(`object ${i}`) });
+      const t = await commit(s, writes);
+      assert.deepEqual(await s.load(z64), { data: big, tid: t });
+      for (let i = 1n; i <= 500n; i += 37n) assert.deepEqual(await s.load(i), { data: rec(`object ${i}`), tid: t });
+      const [txn] = await collect(s);
+      assert.equal(txn!.records.length, 501);
+      assert.deepEqual(txn!.records[0]!.data, big);
+    });
+
     test('same-oid-twice', 'two stores of one oid in one transaction: the last wins (filestorage §3.4)', async (s) => {
       const t = await commit(s, [
         { oid: z64, serial: z64, data: rec('first') },
@@ -355,6 +369,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.deepEqual(await s.load(z64), { data: rec('r1'), tid: t1 });
       assert.equal(s.lastTransaction(), t1);
       assert.equal((await s.loadBefore(z64, maxtid))!.end, null);
+      assert.deepEqual((await collect(s)).map((t) => t.tid), [t1], 'the iterator does not show a voted transaction');
       const t2 = await s.tpc_finish(txn);
       assert.deepEqual(await s.load(z64), { data: rec('r2'), tid: t2 });
     });
@@ -420,6 +435,13 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.equal(s.lastTransaction(), t2);
       const t3 = await commit(s, [{ oid: z64, serial: t2, data: rec('v3') }]);
       assert.ok(t3 > t2, 'the storage commits normally after a conflict');
+      // a "new" object that another transaction created meanwhile: z64 is a stale serial
+      const created = await commit(s, [{ oid: 7n, serial: z64, data: rec('first creator') }]);
+      const late = new TransactionMetaData();
+      await s.tpc_begin(late);
+      const err2 = await failsAtCallOrVote(s, late, () => s.store(7n, z64, rec('second creator'), late), ConflictError, 'store of a new oid that exists');
+      assert.equal(err2.oid, 7n);
+      assert.deepEqual(err2.serials, [created, z64]);
     });
 
     test('empty-data', 'store of empty data is refused and nothing is committed (filestorage §16 #15)', async (s) => {
@@ -730,6 +752,29 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       const [U] = await undoTxn(s, undoId(T2));
       assert.deepEqual(await s.load(1n), { data: rec('d1'), tid: U });
       assert.ok(U > T4 && T0 < T1);
+    }, { needs: needUndo });
+
+    test('undo-multi', 'several undos in one transaction see each other (ZODB DB.undoMultiple; filestorage §10.2 tindex)', async (s) => {
+      const T0 = await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n, 2n]) }]);
+      const T1 = await commit(s, [{ oid: 1n, serial: z64, data: rec('v1') }]);
+      const T2 = await commit(s, [{ oid: 1n, serial: T1, data: rec('v2') }]);
+      const T3 = await commit(s, [{ oid: 1n, serial: T2, data: rec('v3') }, { oid: 2n, serial: z64, data: rec('two') }]);
+      const txn = new TransactionMetaData('', 'undo T3 and T2');
+      await s.tpc_begin(txn);
+      let U: Tid;
+      try {
+        assert.deepEqual([...(await s.undo(undoId(T3), txn))].sort(), [1n, 2n]);
+        assert.deepEqual([...(await s.undo(undoId(T2), txn))], [1n]);
+        await s.tpc_vote(txn);
+        U = await s.tpc_finish(txn);
+      } catch (e) {
+        await s.tpc_abort(txn);
+        throw e;
+      }
+      assert.deepEqual(await s.load(1n), { data: rec('v1'), tid: U });
+      await rejectsWith(s.load(2n), POSKeyError, 'creation undone');
+      assert.deepEqual(await s.loadBefore(1n, U), { data: rec('v3'), start: T3, end: U });
+      assert.ok(T0 < T1);
     }, { needs: needUndo });
 
     test('pack-history', 'pack removes revisions not needed at or after the pack time (filestorage §16 #41, #42)', async (s) => {
