@@ -2,7 +2,8 @@
 // with the ZEO server schema (same reason text, or both accepted). Spec §2, §3, §9.1–§9.3.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadServerConfig } from '../src/index.ts';
+import { writeFileSync } from 'node:fs';
+import { ConfigError, loadClientConfig, loadServerConfig } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
 
 const CASES: [string, string | null][] = [
@@ -87,4 +88,45 @@ test('deliberate differences from upstream on the same kind of input', () => {
     () => loadServerConfig({ text: '<zeo>\naddress 8100\n</zeo>\n<mappingstorage/>\n<eventlog>\n<logfile>\npath STDOUT\nformat %(message)d %\n</logfile>\n</eventlog>\n' }),
     (e: unknown) => e instanceof ConfigError && e.reason === 'Invalid log format string %(message)d %',
   );
+});
+
+// Client files cross-checked the same way against ZODB's schema (<zodb> sections or one storage).
+const CLIENT_CASES: [string, string | null][] = [
+  ["<zeoclient>\nserver 8100\ncache-size 20 MB\n</zeoclient>\n", null],
+  ["<zeoclient>\nserver 8100\nwait maybe\n</zeoclient>\n", "not a valid boolean value: 'maybe'"],
+  ["<zeoclient>\nserver a:b\n</zeoclient>\n", "invalid literal for int() with base 10: 'b'"],
+  ["<zeoclient>\nserver\n</zeoclient>\n", "not a valid host name: ''"],
+  ["%import ZEO\n<clientstorage>\nserver 8100\nwait-timeout 1.5\n</clientstorage>\n", "invalid literal for int() with base 10: '1.5'"],
+  ["%import ZEO\n<clientstorage>\nserver 8100\n<ssl>\ncertificate $DIR/c.pem\ncheck-hostname maybe\n</ssl>\n</clientstorage>\n", "not a valid boolean value: 'maybe'"],
+  ["%import ZEO\n<clientstorage>\nserver 8100\n<ssl>\ncertificate $DIR/c.pem\nauthenticate /nonexistent/x\n</ssl>\n</clientstorage>\n", "The directory named as part of the path /nonexistent/x does not exist."],
+  ["%import ZEO\n<clientstorage>\nserver 8100\n<ssl>\ncertificate $DIR/c.pem\n</ssl>\n<ssl>\ncertificate $DIR/c.pem\n</ssl>\n</clientstorage>\n", "too many instances of 'ssl' section"],
+  ["<zodb>\npool-timeout 1.5h\n<mappingstorage/>\n</zodb>\n", "invalid literal for int() with base 10: '1.5'"],
+  ["<zodb>\nhistorical-timeout 2w\n<mappingstorage/>\n</zodb>\n", "invalid literal for int() with base 10: '2w'"],
+  ["<zodb>\n<mappingstorage/>\n<mappingstorage/>\n</zodb>\n", "too many instances of 'zodb.storage' section"],
+  ["<zodb a>\n<mappingstorage/>\n</zodb>\n<zodb a>\n<mappingstorage/>\n</zodb>\n", "section names must not be re-used within the same container:'a'"],
+  ["<mappingstorage/>\n<mappingstorage/>\n", "too many instances of 'zodb.storage' section"],
+  ["<zodb>\nlarge-record-size 1.5MB\n<mappingstorage/>\n</zodb>\n", "invalid literal for int() with base 10: '1.5'"],
+  ["%import ZEO\n%import ZEO\n<clientstorage>\nserver [::1]:8100\nserver /tmp/s\n</clientstorage>\n", null],
+  ["<zeoclient>\nserver 8100\nSERVER 8101\n</zeoclient>\n", null],
+  ["<zodb>\n<zeoclient>\nserver 8100\n</zeoclient>\ncache-size 1\ncache-size 2\n</zodb>\n", "'cache-size' does not support multiple values"],
+  ["<demostorage>\n<zeoclient changes>\nserver 8100\n</zeoclient>\n</demostorage>\n", null],
+  ["%import ZEO\n<zodb>\n<clientstorage x>\nserver 8100\nread-only-fallback yes\n</clientstorage>\n</zodb>\n", null],
+];
+
+test('client files agree with upstream ZConfig (accepted, or the same reason)', () => {
+  const d = tempDir();
+  writeFileSync(`${d}/c.pem`, 'x');
+  for (const [raw, expected] of CLIENT_CASES) {
+    const text = raw.replaceAll('$DIR', d);
+    let got: string | null = null;
+    try {
+      loadClientConfig({ text });
+    } catch (e) {
+      assert.ok(e instanceof ConfigError, `${raw}: ${String(e)}`);
+      got = e.reason;
+    }
+    assert.equal(got, expected, raw);
+  }
+  // class-factory: upstream imports the Python object; we only check the dotted-name syntax
+  assert.throws(() => loadClientConfig({ text: '<zodb>\nclass-factory a..b\n<mappingstorage/>\n</zodb>\n' }), /not a valid dotted name: 'a\.\.b'/);
 });
