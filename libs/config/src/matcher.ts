@@ -114,7 +114,8 @@ class OptionBag {
   finish(pos: SourcePos): void {
     if (this.sectitems.length || this.keypairs.size) {
       const left = [...this.sectitems, ...[...this.keypairs.values()].flat()].map((o) => o.spec);
-      throw new ConfigError(`not all command line options were consumed`, { url: `-X ${left.join(', -X ')}`, line: pos.line });
+      // Reason as upstream; the position names the section end and the unused specifiers.
+      throw new ConfigError('not all command line options were consumed', { url: `${pos.url}, -X ${left.join(', -X ')}`, line: pos.line });
     }
   }
 }

@@ -263,4 +263,13 @@ test('§2.9: -X errors', () => {
   assert.match(e.message, /\(in command-line option -X zeo\/read-only=maybe\)$/);
   throwsConfig(() => server(zeoWith('address 8100'), { overrides: ['zeo/nokey=1'] }), "'nokey' is not a known key name");
   throwsConfig(() => server(zeoWith('address 8100'), { overrides: ['zeo/address=1', 'zeo/address=2'] }), "'address' does not support multiple values");
+  // overrides for a section that is absent are not consumed (checked against upstream ZConfig)
+  const e2 = throwsConfig(() => server(zeoWith('address 8100'), { overrides: ['zeo/ssl/certificate=/tmp/c.pem'] }), 'not all command line options were consumed');
+  assert.equal(e2.message, 'not all command line options were consumed\n(line 3 in <string>, -X zeo/ssl/certificate=/tmp/c.pem)');
+  throwsConfig(() => server(zeoWith('address 8100'), { overrides: ['eventlog/level=info'] }), 'not all command line options were consumed');
+  // path segments are case-insensitive; keys are checked against the addressed section's type
+  assert.equal(server(zeoWith('address 8100'), { overrides: ['Zeo/Read-Only=true'] }).zeo.read_only, true);
+  throwsConfig(() => server(zeoWith('address 8100'), { overrides: ['mappingstorage/path=/x'] }), "'path' is not a known key name");
+  // a key given by -X makes the file's lines for it irrelevant, even duplicated ones
+  assert.deepEqual(server(zeoWith('address 8100\naddress 8101'), { overrides: ['zeo/address=9'] }).zeo.address, { family: 'inet', host: '', port: 9 });
 });
