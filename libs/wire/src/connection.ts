@@ -674,7 +674,12 @@ export class RpcConnection extends EventEmitter {
   private processCall(msg: Message): Promise<void> | undefined {
     const oneWay = truthy(msg.flags);
     if (!this.handler) {
-      this.abort(new ProtocolError(`unexpected call ${JSON.stringify(msg.method)}: no handler`));
+      if (this.role === 'client' && oneWay) {
+        // §5.6 / §9: a client logs server one-way calls it does not handle and stays connected
+        this.log.warn({ method: msg.method }, 'ignoring one-way call from the server: no handler');
+      } else {
+        this.abort(new ProtocolError(`unexpected call ${JSON.stringify(msg.method)}: no handler`));
+      }
       return undefined;
     }
     const call: IncomingCall = { connection: this, msgid: msg.msgid, oneWay };

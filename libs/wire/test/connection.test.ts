@@ -309,3 +309,21 @@ test('zeo5 §5.6: replies for unknown msgids are ignored by clients; a second cl
 });
 
 void ({} as EncodingLetter);
+
+test('zeo5 §5.6/§9: a client without a handler ignores server one-way calls and stays connected', async () => {
+  const srv = await startServer({
+    handler: (method, args, call) => {
+      call.connection.callOneWay('info', [{ length: 1, size: 2 }]);
+      return args;
+    },
+  });
+  try {
+    const client = await connectClient(srv.port);
+    assert.deepEqual(await client.call('x', [1]), [1]);
+    assert.deepEqual(await client.call('x', [2]), [2]);
+    assert.ok(client.isOpen);
+    client.close();
+  } finally {
+    await srv.close();
+  }
+});
