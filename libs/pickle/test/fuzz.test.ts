@@ -47,7 +47,7 @@ function exercise(input: Buffer): void {
   tolerant('decodeExtension', input, () => decodeExtension(input));
   if (v !== undefined) {
     for (const memo of [true, false]) {
-      const out = tolerant('dumps', input, () => dumps(v, { memo, maxDepth: 200 }));
+      const out: Buffer | undefined = tolerant('dumps', input, (): Buffer => dumps(v, { memo, maxDepth: 200 }));
       if (out === undefined) continue;
       // What we wrote must read back and re-write to the same bytes.
       const again = loads(out);
