@@ -108,3 +108,4 @@ export {
   type OtherHandler,
 } from './components/logger.ts';
 export { ZDAEMON_COMPONENT, type RunnerConfig } from './components/zdaemon.ts';
+export { formatLogRecord, strftime, type LogRecordFields, type FormatSpec } from './logformat.ts';
