@@ -20,7 +20,10 @@ registerImport(ZEO_SERVER_COMPONENT, zeoServerComponent);
 registerImport(LOGGER_COMPONENT, loggerComponent);
 registerImport(ZDAEMON_COMPONENT, zdaemonComponent);
 
-/** A configuration source: a path or `file:` URL, or text (with an optional URL naming it). */
+/**
+ * A configuration source: a path or `file:` URL, or text (with an optional URL naming it).
+ * A plain string containing a newline is taken as text, not as a path.
+ */
 export type ConfigSource = string | { text: string; url?: string };
 
 export interface LoadOptions {
@@ -39,6 +42,7 @@ export function parseSource(source: ConfigSource, opts: LoadOptions = {}): Confi
   const cwd = opts.cwd ?? process.cwd();
   let url: string;
   let text: string;
+  if (typeof source === 'string' && source.includes('\n')) source = { text: source };
   if (typeof source === 'string') {
     url = normalizeSourceUrl(source, cwd);
     text = readSource(url).text;

@@ -229,6 +229,12 @@ test('errors are reported in document order: a schema error before a syntax erro
   throwsConfig(() => server('<zeo>\n<zeo\n'), 'malformed section start');
 });
 
+test('a source string containing a newline is configuration text', () => {
+  const c = loadServerConfig(`${ZEO_8100}<mappingstorage/>\n`);
+  assert.equal(c.url, '<string>');
+  assert.equal(c.storages[0]!.name, '1');
+});
+
 test('§2.2: a key alone on its line has the empty value', () => {
   const t = parseConfig('flag\n', 'file:///x');
   assert.equal((t.children[0] as KeyNode).value, '');
