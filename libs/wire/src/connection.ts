@@ -14,7 +14,7 @@ import { pino, type Logger } from 'pino';
 import { ConnectionClosedError, ProtocolError, errorFromWire, PythonError } from './errors.ts';
 import { FrameDecoder, DEFAULT_MAX_FRAME, frameHeader, FrameTooLargeError } from './framing.ts';
 import {
-  announcement, clientAnswer, encodeRuokReply, parseClientHandshake, type EncodingLetter,
+  RUOK, announcement, clientAnswer, decodeRuokReply, encodeRuokReply, parseClientHandshake, type EncodingLetter,
 } from './handshake.ts';
 import {
   HEARTBEAT_MSGID, REPLY, errorReply, errorReplyParts, heartbeat, isErrorReply, reply, truthy,
@@ -42,6 +42,12 @@ export function delayed(promise: Promise<WireValue | undefined>): Delayed {
 export class Ordered {
   constructor(readonly promise: Promise<WireValue | undefined>) {}
 }
+
+/**
+ * Handler result meaning "no automatic reply": the application answers this synchronous call
+ * itself later with `sendReply` / `sendError` (or an OutputSlot). Nothing is held up meanwhile.
+ */
+export const REPLY_LATER: unique symbol = Symbol('zeo-ts.wire.replyLater');
 
 /** Wrap a promise as an Ordered reply (see Ordered). */
 export function ordered(promise: Promise<WireValue | undefined>): Ordered {
@@ -98,7 +104,7 @@ export interface IncomingCall {
  * ProtocolError instead closes the connection without a reply (e.g. a method not allowed, §4.5).
  */
 export type CallHandler = (method: string, args: WireValue[], call: IncomingCall) =>
-  WireValue | undefined | void | Promise<WireValue | undefined | void> | Delayed | Ordered;
+  WireValue | undefined | void | Promise<WireValue | undefined | void> | Delayed | Ordered | typeof REPLY_LATER;
 
 export type CodecFactory = (letter: EncodingLetter) => MessageCodec | undefined;
 
@@ -107,9 +113,9 @@ export interface RpcConnectionOptions {
   role: 'server' | 'client';
   /** server: the letter announced (default 'M', §4.3). */
   announce?: EncodingLetter;
-  /** Encodings this side can speak. Default: those `codecs` provides ('M' always; 'Z' once available). */
+  /** Encodings this side can speak. Default: both, ['M', 'Z']. */
   encodings?: EncodingLetter[];
-  /** Codec for an encoding letter. Default: M5Codec for 'M', and the Z5 codec for 'Z' when registered. */
+  /** Codec for an encoding letter. Default: codecFor (M5Codec for 'M', Z5Codec for 'Z'). */
   codecs?: CodecFactory;
   /** Incoming calls (server: client requests; client: invalidateTransaction, info, receiveBlob*). */
   handler?: CallHandler;
@@ -690,6 +696,7 @@ export class RpcConnection extends EventEmitter {
       this.callFailed(msg, oneWay, e);
       return undefined;
     }
+    if (result === REPLY_LATER) return undefined;
     if (result instanceof Ordered) {
       const slot = oneWay ? undefined : this.reserveOutput();
       result.promise.then(
@@ -811,4 +818,44 @@ export class RpcConnection extends EventEmitter {
     this.resolveClosed(this.closeReason);
     this.emit('close', this.closeReason);
   }
+}
+
+/**
+ * The `ruok` status probe (§4.4) over a connected socket: sends `ruok` at once, reads the server
+ * announcement and the JSON status frame, and closes. Rejects with ProtocolError when the
+ * server closes first or sends something else; `timeoutMs` (default 30 s) bounds an idle wait.
+ */
+export function probeRuok(socket: Socket, options: { maxFrame?: number; timeoutMs?: number } = {}): Promise<{ announcement: string; status: Record<string, Record<string, unknown>> }> {
+  return new Promise((resolve, reject) => {
+    const dec = new FrameDecoder(options.maxFrame ?? 16 * 1024 * 1024);
+    const frames: Buffer[] = [];
+    let settled = false;
+    const finish = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (err) {
+        reject(err);
+        return;
+      }
+      try {
+        resolve({ announcement: frames[0]!.toString('latin1'), status: decodeRuokReply(frames[1]!) });
+      } catch (e) {
+        reject(e as Error);
+      }
+    };
+    socket.setTimeout(options.timeoutMs ?? 30000, () => finish(new ProtocolError('ruok probe timed out')));
+    socket.on('data', (d: Buffer) => {
+      try {
+        frames.push(...dec.push(d));
+      } catch (e) {
+        finish(e as Error);
+        return;
+      }
+      if (frames.length >= 2) finish(null);
+    });
+    socket.on('error', (e) => finish(e));
+    socket.on('close', () => finish(new ProtocolError(`server closed after ${frames.length} frame(s) without a ruok status`)));
+    socket.write(Buffer.concat([frameHeader(RUOK.length), RUOK]));
+  });
 }

@@ -327,3 +327,43 @@ test('zeo5 §5.6/§9: a client without a handler ignores server one-way calls an
     await srv.close();
   }
 });
+
+test('zeo5 S-3 §4.4: probeRuok reads the announcement and the status document', async () => {
+  const { probeRuok } = await import('../src/index.ts');
+  const net = await import('node:net');
+  const status = { '1': { connections: 2, 'last-transaction': '03f58e0000000000' } };
+  const srv = await startServer({ announce: 'Z', handler: () => null, ruok: () => status });
+  try {
+    const s = net.connect(srv.port, '127.0.0.1');
+    const r = await probeRuok(s);
+    assert.deepEqual(r, { announcement: 'Z5', status });
+    // a server without a status closes after the announcement: the probe fails clearly
+    const srv2 = await startServer({ handler: () => null });
+    await assert.rejects(probeRuok(net.connect(srv2.port, '127.0.0.1')), ProtocolError);
+    await srv2.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('zeo5 §5.5: REPLY_LATER lets the application answer with sendReply/sendError itself', async () => {
+  const { REPLY_LATER } = await import('../src/index.ts');
+  const srv = await startServer({
+    handler: (method, args, call) => {
+      setImmediate(() => {
+        if (method === 'ok') call.connection.sendReply(call.msgid, args);
+        else call.connection.sendError(call.msgid, new POSKeyError(3n));
+      });
+      return REPLY_LATER;
+    },
+  });
+  try {
+    const client = await connectClient(srv.port);
+    assert.deepEqual(await client.call('ok', [1]), [1]);
+    const e = await client.call('bad', []).catch((x) => x);
+    assert.ok(e instanceof POSKeyError && e.oid === 3n);
+    client.close();
+  } finally {
+    await srv.close();
+  }
+});
