@@ -25,8 +25,8 @@ export class PickleError extends Error {
 export class PyTuple<T = unknown> extends Array<T> {}
 
 /** Make a PyTuple of the arguments. */
-export function tuple<T>(...items: T[]): PyTuple<T> {
-  const t = new PyTuple<T>();
+export function tuple(...items: unknown[]): PyTuple {
+  const t = new PyTuple();
   for (const x of items) t.push(x);
   return t;
 }
