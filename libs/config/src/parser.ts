@@ -72,6 +72,8 @@ export interface ParseOptions {
   includeBase?: string;
   /** Upper bound on %include nesting (default 32). */
   maxIncludeDepth?: number;
+  /** Upper bound on the number of %include directives processed in total (default 1000). */
+  maxIncludes?: number;
 }
 
 const NAME = String.raw`[^\s()]+`;
@@ -106,6 +108,7 @@ export function parseConfig(text: string, url: string, opts: ParseOptions = {}):
     defines: opts.defines ?? new Map(),
     loadInclude: opts.loadInclude,
     maxDepth: opts.maxIncludeDepth ?? 32,
+    includesLeft: opts.maxIncludes ?? 1000,
     includeBase: opts.includeBase ?? 'file:///',
     includeStack: [url],
     urls: [url],
@@ -127,6 +130,7 @@ interface ParserState {
   defines: Map<string, string>;
   loadInclude: ParseOptions['loadInclude'];
   maxDepth: number;
+  includesLeft: number;
   includeBase: string;
   includeStack: string[];
   urls: string[];
@@ -221,6 +225,7 @@ function parseInto(state: ParserState, rawText: string, url: string, into: Confi
           fail(`cyclic %include: ${[...state.includeStack, target].join(' -> ')}`);
         }
         if (state.includeStack.length > state.maxDepth) fail(`%include nested more than ${state.maxDepth} levels deep`);
+        if (state.includesLeft-- <= 0) fail('too many %include directives (more than the limit of this loader)');
         if (!state.loadInclude) fail(`%include is not available here (no resource loader): ${pyRepr(ref)}`);
         const src = state.loadInclude!(target, here());
         state.urls.push(src.url);

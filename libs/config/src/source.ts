@@ -18,6 +18,9 @@ const PY_ERRNO: Record<string, [number, string]> = {
   ELOOP: [40, 'Too many levels of symbolic links'],
 };
 
+/** Upper bound on the size of one configuration resource. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 /** Does `s` look like a URL (scheme:...) rather than a file path? */
 function isUrl(s: string): boolean {
   return /^[A-Za-z][A-Za-z0-9+.-]+:/.test(s);
@@ -40,8 +43,13 @@ export function readSource(url: string, from?: SourcePos): IncludedSource {
   const path = fileURLToPath(u);
   let data: Buffer;
   try {
+    const st = statSync(path);
+    if (st.isFile() && st.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(`error opening file ${path}: larger than ${MAX_CONFIG_BYTES} bytes, not a configuration file`, from ?? { url });
+    }
     data = readFileSync(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     const err = e as NodeJS.ErrnoException;
     const py = PY_ERRNO[err.code ?? ''];
     const text = py ? `[Errno ${py[0]}] ${py[1]}: ${pyRepr(path)}` : `${err.code ?? 'error'}: ${err.message}`;

@@ -145,6 +145,16 @@ test('cyclic %include is reported with the chain, not a stack overflow', () => {
   assert.equal(e.url, pathToFileURL(join(d, 'b.conf')).href);
 });
 
+test('%include nesting and count are bounded', () => {
+  const files = new Map<string, string>();
+  for (let i = 0; i < 40; i++) files.set(`file:///c/${i}.conf`, `%include ${i + 1}.conf\n`);
+  const loadInclude = (u: string) => ({ url: u, text: files.get(u) ?? '' });
+  throwsConfig(() => parseConfig('%include 0.conf\n', 'file:///c/top.conf', { loadInclude }), '%include nested more than 32 levels deep');
+  const many = '%include leaf.conf\n'.repeat(20);
+  throwsConfig(() => parseConfig(many, 'file:///c/top.conf', { loadInclude, maxIncludes: 10 }), /^too many %include directives/);
+  assert.equal(parseConfig(many, 'file:///c/top.conf', { loadInclude }).urls.length, 21);
+});
+
 test('errors inside an included file name that file and its line', () => {
   const d = tempDir();
   writeFiles(d, { 'zeo.conf': '<zeo>\naddress 8100\n%include body.conf\n</zeo>\n<mappingstorage/>\n', 'body.conf': '# c\nbogus-key 1\n' });
