@@ -87,6 +87,7 @@ export {
 export {
   DATABASE_ABSTRACT,
   ZODB_COMPONENT,
+  storageOptions,
   type FileStorageOptions,
   type MappingStorageOptions,
   type DemoStorageOptions,

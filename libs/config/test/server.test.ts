@@ -12,6 +12,7 @@ import {
   fileStorageFromPath,
   loadServerConfig,
   registerProvider,
+  storageOptions,
   type DemoStorageOptions,
   type LogFileHandler,
   type ServerLoadOptions,
@@ -257,6 +258,8 @@ test('§9.3 #54 / §3.4.1: every <filestorage> key', () => {
     pack_keep_old: false,
   });
   assert.equal(c.storages[1]!.options['blob_dir'], null);
+  assert.equal(storageOptions(c.storages[0]!, 'filestorage').quota, 10 * 1024 ** 3);
+  assert.throws(() => storageOptions(c.storages[0]!, 'mappingstorage'), /storage main is a <filestorage> section, not <mappingstorage>/);
   throwsConfig(() => server(`${ZEO_8100}<filestorage>\npath ${d}/x.fs\npacker no.such\n</filestorage>\n`), "packer 'no.such' is not a registered pack implementation");
   throwsConfig(() => server(`${ZEO_8100}<filestorage>\n</filestorage>\n`), "no values for 'path'; 1 required");
   throwsConfig(() => server(`${ZEO_8100}<filestorage>\npath ${d}/x.fs\nblob-dir /nonexistent/blobs\n</filestorage>\n`), 'The directory named as part of the path /nonexistent/blobs does not exist.');

@@ -272,3 +272,15 @@ export const zodbComponent = {
     zodbType,
   ],
 };
+
+/** The options of a storage section as the type of its section (throws TypeError on a mismatch). */
+export function storageOptions(s: StorageSection, type: 'filestorage'): FileStorageOptions;
+export function storageOptions(s: StorageSection, type: 'mappingstorage'): MappingStorageOptions;
+export function storageOptions(s: StorageSection, type: 'demostorage'): DemoStorageOptions;
+export function storageOptions(s: StorageSection, type: 'blobstorage'): BlobStorageOptions;
+export function storageOptions(s: StorageSection, type: 'zeoclient'): ZeoClientSectionOptions;
+export function storageOptions(s: StorageSection, type: string): Record<string, unknown>;
+export function storageOptions(s: StorageSection, type: string): unknown {
+  if (s.type !== type) throw new TypeError(`storage ${s.name ?? '(unnamed)'} is a <${s.type}> section, not <${type}>`);
+  return s.options;
+}
