@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { ConfigError, pyRepr, type SourcePos } from './errors.ts';
-import type { SocketAddress } from './datatypes.ts';
+import { formatAddress, type SocketAddress } from './datatypes.ts';
 import { loadConfig, type ConfigSource, type LoadOptions } from './load.ts';
 import { STORAGE_ABSTRACT, type StorageSection } from './matcher.ts';
 import type { SchemaDef } from './schema.ts';
@@ -76,6 +76,11 @@ export function clientSchema(): SchemaDef {
       { type: STORAGE_ABSTRACT, name: '*', attribute: 'storage' },
     ],
   };
+}
+
+/** The display name of a client without `name`: the Python repr of its address list (§4.3), e.g. `[('127.0.0.1', 8100)]`. */
+export function defaultClientName(servers: SocketAddress[]): string {
+  return `[${servers.map((a) => formatAddress(a)).join(', ')}]`;
 }
 
 /** Is this storage section a ZEO client (`<zeoclient>` or `<clientstorage>`)? */

@@ -79,6 +79,7 @@ export {
   loadClientConfig,
   clientSchema,
   clientOptions,
+  defaultClientName,
   isClientStorage,
   type ClientConfig,
   type ClientOptions,

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { clientOptions, loadClientConfig, registerProvider, type LoadOptions } from '../src/index.ts';
+import { clientOptions, defaultClientName, loadClientConfig, registerProvider, type LoadOptions } from '../src/index.ts';
 import { tempDir, throwsConfig, writeFiles } from './helpers.ts';
 
 const client = (text: string, opts: LoadOptions = {}) => loadClientConfig({ text }, opts);
@@ -38,6 +38,9 @@ test('§9.10 #117 / §4.1: <zeoclient> server 8100 with every default', () => {
     [o.storage, o.cache_size, o.cache_path, o.read_only, o.read_only_fallback, o.blob_dir, o.wait, o.wait_timeout, o.server_sync, o.ssl],
     ['1', 20971520, null, false, false, null, true, 30, false, null],
   );
+  assert.equal(o.name, '');
+  assert.equal(defaultClientName(o.servers), "[('127.0.0.1', 8100)]");
+  assert.equal(defaultClientName([...o.servers, { family: 'unix', path: '/tmp/z.sock' }]), "[('127.0.0.1', 8100), '/tmp/z.sock']");
 });
 
 test('§9.10 #118: the full <zeoclient> example', () => {
