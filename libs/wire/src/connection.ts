@@ -215,6 +215,7 @@ export class RpcConnection extends EventEmitter {
   private inboundBytes = 0;
   private readingPaused = false;
   private pumping = false;
+  private peerEnded = false;
   private readonly outbound: Buffer[] = [];
   private outboundBytes = 0;
   private writePaused = false;
@@ -261,8 +262,9 @@ export class RpcConnection extends EventEmitter {
       this.log.debug({ err: err.message }, 'socket error');
     });
     socket.on('end', () => {
-      // the peer finished sending; we do not keep half-open connections
-      if (this.state !== 'closed') this.finishClose();
+      // the peer finished sending: process what already arrived, then close (no half-open connections)
+      this.peerEnded = true;
+      if (!this.pumping && !this.inbound.length && this.state !== 'closed') this.finishClose();
     });
     socket.on('close', () => this.onSocketClose());
 
@@ -556,6 +558,7 @@ export class RpcConnection extends EventEmitter {
         this.pumping = false;
       }
       if (this.inbound.length && this.state === 'open') this.pump();
+      else if (this.peerEnded && this.state !== 'closed') this.finishClose();
     };
     void run();
   }

@@ -367,3 +367,32 @@ test('zeo5 §5.5: REPLY_LATER lets the application answer with sendReply/sendErr
     await srv.close();
   }
 });
+
+test('zeo5 §5.7: frames that arrive just before the server closes are still processed by the client', async () => {
+  const net = await import('node:net');
+  const c = new M5Codec();
+  const server = net.createServer((s) => {
+    s.write(encodeFrame(Buffer.from('M5')));
+    s.once('data', () => {
+      // one write: an invalidation, the reply, then FIN
+      s.end(Buffer.concat([
+        encodeFrame(c.encode({ msgid: 0, flags: true, method: 'invalidateTransaction', args: [p64(T2), pyList([p64(1n)])] })),
+        encodeFrame(c.encode({ msgid: 1, flags: 0, method: '.reply', args: 'ok' })),
+      ]));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const seen: string[] = [];
+    // an async one-way handler holds up the frames behind it
+    const client = await connectClient((server.address() as { port: number }).port, {
+      handler: async (m) => { await new Promise((r) => setImmediate(r)); seen.push(m); },
+    });
+    assert.equal(await client.call('x', []), 'ok');
+    assert.deepEqual(seen, ['invalidateTransaction']);
+    await client.closed;
+  } finally {
+    server.close();
+  }
+});
