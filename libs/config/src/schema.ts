@@ -136,10 +136,17 @@ export function registeredImports(): string[] {
   return [...components.keys()];
 }
 
+/** Check a definition (a programming error, not a configuration error, when it is wrong). */
 function validateTypeDef(def: SectionTypeDef): void {
-  if (def.name !== def.name.toLowerCase()) throw new Error(`section type names must be lowercase: ${pyRepr(def.name)}`);
-  for (const k of def.keys ?? []) {
-    if (k.name !== k.name.toLowerCase()) throw new Error(`key names must be lowercase: ${pyRepr(k.name)}`);
+  const lower = (what: string, n: string) => {
+    if (n !== n.toLowerCase()) throw new Error(`${what} must be lowercase in section type definitions: ${pyRepr(n)} (in <${def.name}>)`);
+  };
+  lower('section type names', def.name);
+  for (const a of def.implements ?? []) lower('abstract type names', a);
+  for (const k of def.keys ?? []) lower('key names', k.name);
+  for (const s of def.sections ?? []) {
+    if (typeof s.type === 'string') lower('slot types', s.type);
+    else validateTypeDef(s.type);
   }
 }
 
@@ -174,6 +181,7 @@ export class TypeTable {
   }
 
   private addType(t: SectionTypeDef): void {
+    validateTypeDef(t);
     const prev = this.types.get(t.name);
     if (prev && prev !== t) throw new ConfigError(`type name cannot be redefined: ${pyRepr(t.name)}`);
     this.types.set(t.name, t);

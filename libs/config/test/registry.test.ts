@@ -114,6 +114,12 @@ test('a plugin type that redefines a known type name fails at its %import', () =
   assert.equal(e.lineno, 5);
 });
 
+test('definitions must use lowercase names (upstream spells ZODB.storage; here it is zodb.storage)', () => {
+  registerImport('bad.case', [{ name: 'oddstorage', implements: ['ZODB.storage'] }]);
+  assert.throws(() => loadServerConfig({ text: `${ZEO_8100}<mappingstorage/>\n%import bad.case\n` }), /abstract type names must be lowercase.*'ZODB\.storage'/);
+  assert.throws(() => registerSectionType({ name: 'Upper' }), /section type names must be lowercase/);
+});
+
 test('custom schemas: matchConfig with keys, arbitrary key maps and nested slots', () => {
   const tree = parseConfig('name x\nport 80\n<environment>\nTZ UTC\nHOME /root\n</environment>\n', 'file:///custom.conf');
   const r = matchConfig(tree, {
