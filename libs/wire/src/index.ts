@@ -68,4 +68,5 @@ export * from './m5.ts';
 export * from './z5.ts';
 export * from './codecs.ts';
 export * from './methods.ts';
+export * from './info.ts';
 export * from './connection.ts';

@@ -178,3 +178,20 @@ test('zeo5 S-12 §8.0: arity checks fail with builtins.TypeError worded like CPy
   assert.equal(Object.keys(SERVER_METHODS).length, 36); // registered_methods (35) + register
   assert.deepEqual(Object.keys(CLIENT_METHODS), ['invalidateTransaction', 'info', 'receiveBlobStart', 'receiveBlobChunk', 'receiveBlobStop']);
 });
+
+test('zeo5 §13 S-31/C-5: the info map reproduces the recorded get_info reply; capabilities read back', async () => {
+  const { infoMap, capabilitiesFromInfo, mergeInfo, clientInfoDefaults, interfacePairs } = await import('../src/index.ts');
+  const fsCaps = { restore: true, iteration: true, undo: true, recordIteration: true, externalGC: true };
+  const info = infoMap({ length: 0, size: 4, name: 'Data.fs' }, fsCaps);
+  // the M5 get_info reply of m5-connect-and-create (seq 6), byte for byte
+  const hex = new M5Codec().encode({ msgid: 2, flags: 0, method: '.reply', args: info }).toString('hex');
+  assert.ok(hex.startsWith('940200a62e7265706c7986a66c656e67746800a473697a6504a46e616d65a7446174612e6673'));
+  assert.equal(hex.length, 0x145 * 2);
+  assert.deepEqual(capabilitiesFromInfo(info), { ...fsCaps, blobs: false, blobRestore: false });
+  assert.deepEqual(interfacePairs({ blobs: true, blobRestore: true }).slice(0, 2).map((p) => p[1]), ['IBlobStorageRestoreable', 'IBlobStorage']);
+  assert.deepEqual(interfacePairs({}), [['ZODB.interfaces', 'IStorage'], ['zope.interface', 'Interface']]);
+  const mine = mergeInfo(clientInfoDefaults(), info);
+  mergeInfo(mine, { length: 1, size: 166 });
+  assert.equal(mine['length'], 1);
+  assert.equal(mine['name'], 'Data.fs');
+});
