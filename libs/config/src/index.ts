@@ -109,5 +109,6 @@ export {
   type SyslogHandler,
   type OtherHandler,
 } from './components/logger.ts';
-export { ZDAEMON_COMPONENT, type RunnerConfig } from './components/zdaemon.ts';
+export { ZDAEMON_COMPONENT, zdctlSchema, type RunnerConfig, type ZdctlConfig } from './components/zdaemon.ts';
+export { loadZdctlConfig } from './zdctl.ts';
 export { formatLogRecord, strftime, type LogRecordFields, type FormatSpec } from './logformat.ts';

@@ -3,7 +3,7 @@
  * §2.7) with command-line overrides (§2.9), producing converted section values.
  */
 import { ConfigError, pyRepr, ValueConversionError, type SourcePos } from './errors.ts';
-import { basicKey, type DatatypeContext } from './datatypes.ts';
+import { basicKey, identifier, type DatatypeContext } from './datatypes.ts';
 import type { ConfigNode, ConfigTree, SectionNode } from './parser.ts';
 import {
   isRegisteredImport,
@@ -153,7 +153,7 @@ interface Ctx {
   partial: boolean;
 }
 
-type Body = Pick<SectionTypeDef, 'keys' | 'sections' | 'arbitraryKeys'>;
+type Body = Pick<SectionTypeDef, 'keys' | 'sections' | 'arbitraryKeys' | 'keytype'>;
 
 class Matcher {
   private readonly rawKeys = new Map<string, RawValue[]>(); // by key name
@@ -176,7 +176,7 @@ class Matcher {
   addValue(key: string, text: string, pos: SourcePos, fromOverride = false): void {
     let real: string;
     try {
-      real = basicKey(key, this.ctx.dctx);
+      real = this.body.keytype === 'identifier' ? identifier(key, this.ctx.dctx) : basicKey(key, this.ctx.dctx);
     } catch (e) {
       if (e instanceof ValueConversionError) throw new ConfigError(e.message, pos, { key, style: 'conversion' });
       throw e;

@@ -49,6 +49,8 @@ export interface SectionTypeDef {
   implements?: string[];
   keys?: KeyDef[];
   sections?: SectionSlot[];
+  /** How keys are read: 'basic-key' (default: letters first, lowercased) or 'identifier' (case kept). */
+  keytype?: 'basic-key' | 'identifier';
   /** Accept any key (e.g. zdaemon's <environment>); values are collected into `arbitraryAttribute`. */
   arbitraryKeys?: { datatype?: string | Datatype; attribute: string };
   /**

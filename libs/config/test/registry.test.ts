@@ -128,7 +128,7 @@ test('custom schemas: matchConfig with keys, arbitrary key maps and nested slots
     keys: [{ name: 'name', required: true }, { name: 'port', datatype: 'port-number' }, { name: 'extra', default: 'e' }],
     sections: [{ type: 'environment', attribute: 'env' }],
   });
-  assert.deepEqual(r.top.values, { name: 'x', port: 80, extra: 'e', env: { tz: 'UTC', home: '/root' } });
+  assert.deepEqual(r.top.values, { name: 'x', port: 80, extra: 'e', env: { TZ: 'UTC', HOME: '/root' } });
   assert.deepEqual([...r.top.given].sort(), ['env', 'name', 'port']);
   assert.ok(r.components.includes('zdaemon'));
   assert.throws(

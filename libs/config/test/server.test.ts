@@ -11,6 +11,7 @@ import {
   OVERRIDES_WITHOUT_CONFIG,
   fileStorageFromPath,
   loadServerConfig,
+  loadZdctlConfig,
   registerProvider,
   storageOptions,
   type DemoStorageOptions,
@@ -417,7 +418,7 @@ test('E4: the -f storage equals <filestorage N> with only path', () => {
   throwsConfig(() => fileStorageFromPath('/nonexistent/Data.fs', '1'), 'The directory named as part of the path /nonexistent/Data.fs does not exist.');
 });
 
-test('E5: a zdctl-only file is not a server configuration', () => {
+test('E5: a zdctl-only file is not a server configuration, but a zdctl one', () => {
   const d = tempDir();
   const text = `# Sample zdctl/zdrun configuration
 <runner>
@@ -429,6 +430,14 @@ test('E5: a zdctl-only file is not a server configuration', () => {
 `.replaceAll('/tmp/zeohome', d);
   throwsConfig(() => server(text), "no values for section type 'zeo'; 1 required");
   throwsConfig(() => server(text, { controller: true }), "no values for section type 'zeo'; 1 required");
+  const z = loadZdctlConfig({ text });
+  assert.deepEqual(z.runner.program, ['runzeo.py', '-a', '9999', '-f', 'Data.fs']);
+  assert.deepEqual([z.runner.daemon, z.runner.directory, z.runner.socket_name], [true, d, `${d}/zdsock`]);
+  assert.deepEqual(z.environment, {});
+  const env = loadZdctlConfig({ text: `${text}<environment>\n  TZ UTC\n  LANG C.UTF-8\n</environment>\n` });
+  assert.deepEqual(env.environment, { TZ: 'UTC', LANG: 'C.UTF-8' });
+  throwsConfig(() => loadZdctlConfig({ text: '<environment>\n</environment>\n' }), "no values for section type 'runner'; 1 required");
+  throwsConfig(() => loadZdctlConfig({ text: `${text}<environment>\n  1X y\n</environment>\n` }), "not a valid Python identifier: '1X'");
 });
 
 test('E6/E7: the ZEORaid recipe fails at %import without a plugin; its <zeo> part alone is valid [L]', () => {

@@ -3,7 +3,8 @@
  * Component name: 'zdaemon'.
  */
 import type { ConfigSection } from '../matcher.ts';
-import type { SectionTypeDef } from '../schema.ts';
+import type { SchemaDef, SectionTypeDef } from '../schema.ts';
+import { LOGGER_COMPONENT } from './logger.ts';
 import type { EventLogConfig } from './logger.ts';
 
 export interface RunnerConfig {
@@ -59,10 +60,33 @@ export const runnerType: SectionTypeDef = {
 
 export const environmentType: SectionTypeDef = {
   name: 'environment',
+  // Environment variable names keep their case (NAME value lines exported to the program).
+  keytype: 'identifier',
   arbitraryKeys: { attribute: 'mapping' },
   convert: (s: ConfigSection): Record<string, string> => s.values['mapping'] as Record<string, string>,
 };
 
 export const ZDAEMON_COMPONENT = 'zdaemon';
 
-export const zdaemonComponent = { imports: ['ZConfig.components.logger'], types: [runnerType, environmentType] };
+/** The generic zdaemon schema of `zdctl -C` (§8.2–§8.4, E5): <runner> required, <eventlog>, <environment>. */
+export function zdctlSchema(): SchemaDef {
+  return {
+    name: 'zdctl',
+    components: [LOGGER_COMPONENT, ZDAEMON_COMPONENT],
+    sections: [
+      { type: 'runner', name: '*', required: true, attribute: 'runner' },
+      { type: 'eventlog', name: '*', attribute: 'eventlog' },
+      { type: 'environment', name: '*', attribute: 'environment' },
+    ],
+  };
+}
+
+export interface ZdctlConfig {
+  url: string;
+  runner: RunnerConfig;
+  eventlog: EventLogConfig | null;
+  /** Variables for the program's environment (names as written). */
+  environment: Record<string, string>;
+}
+
+export const zdaemonComponent = { imports: [LOGGER_COMPONENT], types: [runnerType, environmentType] };
