@@ -1,0 +1,4 @@
+import { fsstatsMain } from '../main.ts';
+import { runCli } from './common.ts';
+
+await runCli(fsstatsMain);

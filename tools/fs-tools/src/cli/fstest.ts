@@ -1,0 +1,4 @@
+import { fstestMain } from '../main.ts';
+import { runCli } from './common.ts';
+
+await runCli(fstestMain);
