@@ -9,12 +9,20 @@ import { decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from './text.ts';
 import { Unpickler } from './unpickler.ts';
 import { PickleError, PyGlobal, PyTuple } from './values.ts';
 
-/** A text value: raw UTF-8 bytes (BINUNICODE family) or an already decoded string (UNICODE). */
-class Text {
+/**
+ * A bytes or text value as a span [s, e) of the record (no copy). `text` marks str values
+ * (BINUNICODE, PERSID), whose oid form is their ASCII encoding.
+ */
+class Span {
   constructor(
-    readonly bytes: Uint8Array | null,
-    readonly str: string | null,
+    readonly s: number,
+    readonly e: number,
+    readonly text: boolean,
   ) {}
+}
+/** A str decoded from escapes (UNICODE). */
+class Text {
+  constructor(readonly str: string) {}
 }
 /** A tuple in the scan. */
 class Tup {
@@ -61,17 +69,6 @@ class Scanner {
     return (d[p]! | (d[p + 1]! << 8) | (d[p + 2]! << 16)) + d[p + 3]! * 0x1000000;
   }
 
-  private u64(at: number): number {
-    this.need(8, at);
-    const d = this.d;
-    const p = this.pos;
-    const lo = (d[p]! | (d[p + 1]! << 8) | (d[p + 2]! << 16)) + d[p + 3]! * 0x1000000;
-    const hi = (d[p + 4]! | (d[p + 5]! << 8) | (d[p + 6]! << 16)) + d[p + 7]! * 0x1000000;
-    if (hi > 0x1fffff) this.fail('length operand too large', at);
-    this.pos += 8;
-    return hi * 0x100000000 + lo;
-  }
-
   /** Skip past the next newline; return [start, end) of the line without it. */
   private line(at: number): [number, number] {
     const d = this.d;
@@ -90,16 +87,29 @@ class Scanner {
   }
 
   /** A Python 2 string as noload sees it (ASCII, or an error). */
-  private ascii(v: Uint8Array, at: number): Uint8Array {
-    if (!isAscii(v)) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
+  private ascii<T extends Span | Uint8Array>(v: T, at: number): T {
+    const ok = v instanceof Span ? this.isAsciiSpan(v.s, v.e) : isAscii(v);
+    if (!ok) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
     return v;
   }
 
-  private view(n: number, at: number): Uint8Array {
+  /** A span of the next n bytes (consumed). */
+  private span(n: number, at: number, text: boolean): Span {
     this.need(n, at);
-    const v = this.d.subarray(this.pos, this.pos + n);
+    const v = new Span(this.pos, this.pos + n, text);
     this.pos += n;
     return v;
+  }
+
+  private skip(n: number, at: number): void {
+    this.need(n, at);
+    this.pos += n;
+  }
+
+  private isAsciiSpan(s: number, e: number): boolean {
+    const d = this.d;
+    for (let i = s; i < e; i++) if (d[i]! >= 0x80) return false;
+    return true;
   }
 
   /** Scan one pickle up to its STOP. */
@@ -208,14 +218,14 @@ class Scanner {
           break;
         case 0x8a: // LONG1
           this.need(1, at);
-          this.view(d[this.pos++]!, at);
+          this.skip(d[this.pos++]!, at);
           stack.push(OTHER);
           break;
         case 0x8b: {
           // LONG4
           const n = this.u32(at);
           if (n >= 0x80000000) this.fail('negative LONG4 length', at);
-          this.view(n, at);
+          this.skip(n, at);
           stack.push(OTHER);
           break;
         }
@@ -232,14 +242,14 @@ class Scanner {
           break;
         }
         case 0x47: // BINFLOAT
-          this.view(8, at);
+          this.skip(8, at);
           stack.push(OTHER);
           break;
         case 0x58: {
           // BINUNICODE (must be valid UTF-8, as noload decodes it)
-          const v = this.view(this.u32(at), at);
-          if (!isAscii(v) && decodeUtf8(v, 0, v.length) === undefined) this.fail('invalid UTF-8 in BINUNICODE', at);
-          stack.push(new Text(v, null));
+          const v = this.span(this.u32(at), at, true);
+          if (!this.isAsciiSpan(v.s, v.e) && decodeUtf8(d, v.s, v.e) === undefined) this.fail('invalid UTF-8 in BINUNICODE', at);
+          stack.push(v);
           break;
         }
         case 0x56: {
@@ -247,25 +257,25 @@ class Scanner {
           const [s, e] = this.line(at);
           const t = decodeRawUnicodeEscape(d, s, e);
           if (t === undefined) this.fail('invalid raw-unicode-escape text', at);
-          stack.push(new Text(null, t));
+          stack.push(new Text(t));
           break;
         }
         case 0x43: // SHORT_BINBYTES
           this.need(1, at);
-          stack.push(this.view(d[this.pos++]!, at));
+          stack.push(this.span(d[this.pos++]!, at, false));
           break;
         case 0x55: // SHORT_BINSTRING: noload decodes it as strict ASCII; the oid bytes are the raw bytes
           this.need(1, at);
-          stack.push(this.ascii(this.view(d[this.pos++]!, at), at));
+          stack.push(this.ascii(this.span(d[this.pos++]!, at, false), at));
           break;
         case 0x42: // BINBYTES
-          stack.push(this.view(this.u32(at), at));
+          stack.push(this.span(this.u32(at), at, false));
           break;
         case 0x54: {
           // BINSTRING
           const n = this.u32(at);
           if (n >= 0x80000000) this.fail('negative BINSTRING length', at);
-          stack.push(this.ascii(this.view(n, at), at));
+          stack.push(this.ascii(this.span(n, at, false), at));
           break;
         }
         case 0x53: {
@@ -386,7 +396,7 @@ class Scanner {
           // PERSID
           const [s, e] = this.line(at);
           for (let i = s; i < e; i++) if (d[i]! >= 0x80) this.fail('non-ASCII PERSID', at);
-          this.ids.push(new Text(d.subarray(s, e), null));
+          this.ids.push(new Span(s, e, true));
           stack.push(null);
           break;
         }
@@ -394,15 +404,15 @@ class Scanner {
         // ADDITEMS, FROZENSET, NEWOBJ_EX, STACK_GLOBAL, MEMOIZE, FRAME, BYTEARRAY8, NEXT_BUFFER,
         // READONLY_BUFFER) are refused, as zodbpickle's noload refuses them.
         case 0x82: // EXT1
-          this.view(1, at);
+          this.skip(1, at);
           stack.push(null);
           break;
         case 0x83: // EXT2
-          this.view(2, at);
+          this.skip(2, at);
           stack.push(null);
           break;
         case 0x84: // EXT4
-          this.view(4, at);
+          this.skip(4, at);
           stack.push(null);
           break;
         default:
@@ -419,23 +429,21 @@ function scan(data: Uint8Array): unknown[] {
   return s.ids;
 }
 
-/** The oid bytes of a scan value (bytes, or ASCII text), or an error. */
-function oidOf(v: unknown): bigint {
+/** The oid of a scan value (bytes, or ASCII text; 8 bytes), or an error. */
+function oidOf(v: unknown, d: Uint8Array): bigint {
   let b: Uint8Array;
-  if (v instanceof Uint8Array) b = v;
+  if (v instanceof Span) {
+    if (v.text) for (let i = v.s; i < v.e; i++) if (d[i]! >= 0x80) throw new PickleError('referencesf: text oid is not ASCII', v.s);
+    b = d.subarray(v.s, v.e);
+  } else if (v instanceof Uint8Array) b = v;
   else if (v instanceof Text) {
-    if (v.bytes) {
-      for (const c of v.bytes) if (c >= 0x80) throw new PickleError('referencesf: text oid is not ASCII');
-      b = v.bytes;
-    } else {
-      const str = v.str!;
-      if (!/^[\x00-\x7f]*$/.test(str)) throw new PickleError('referencesf: text oid is not ASCII');
-      b = Buffer.from(str, 'latin1');
-    }
+    if (!/^[\x00-\x7f]*$/.test(v.str)) throw new PickleError('referencesf: text oid is not ASCII');
+    b = Buffer.from(v.str, 'latin1');
   } else throw new PickleError(`referencesf: persistent id element is not an oid (${kindOf(v)})`);
   if (b.length !== 8) throw new PickleError(`referencesf: oid of ${b.length} bytes, expected 8`);
-  const buf = Buffer.from(b.buffer, b.byteOffset, 8);
-  return buf.readBigUInt64BE(0);
+  const hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  const lo = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 function kindOf(v: unknown): string {
@@ -457,19 +465,20 @@ export function referencesf(data: Uint8Array, out: bigint[] = []): bigint[] {
   for (const id of scan(data)) {
     if (id instanceof Tup) {
       if (id.items.length === 0) throw new PickleError('referencesf: empty tuple persistent id');
-      out.push(oidOf(id.items[0]));
+      out.push(oidOf(id.items[0], data));
     } else if (Array.isArray(id)) {
       continue;
-    } else out.push(oidOf(id));
+    } else out.push(oidOf(id, data));
   }
   return out;
 }
 
-function modelOf(v: unknown): unknown {
+function modelOf(v: unknown, d: Uint8Array): unknown {
+  if (v instanceof Span) return v.text ? decodeUtf8(d, v.s, v.e) : Buffer.from(d.subarray(v.s, v.e));
   if (v instanceof Uint8Array) return Buffer.from(v);
-  if (v instanceof Text) return v.bytes ? Buffer.from(v.bytes).toString('utf8') : v.str;
-  if (v instanceof Tup) return PyTuple.from(v.items.map(modelOf));
-  if (Array.isArray(v)) return v.map(modelOf);
+  if (v instanceof Text) return v.str;
+  if (v instanceof Tup) return PyTuple.from(v.items.map((x) => modelOf(x, d)));
+  if (Array.isArray(v)) return v.map((x) => modelOf(x, d));
   return null;
 }
 
@@ -483,10 +492,10 @@ export function getRefs(data: Uint8Array): Array<[bigint, unknown]> {
   for (const id of scan(data)) {
     if (id instanceof Tup) {
       if (id.items.length !== 2) throw new PickleError(`get_refs: persistent id tuple of ${id.items.length} items`);
-      out.push([oidOf(id.items[0]), modelOf(id.items[1])]);
+      out.push([oidOf(id.items[0], data), modelOf(id.items[1], data)]);
     } else if (Array.isArray(id)) {
       continue;
-    } else out.push([oidOf(id), null]);
+    } else out.push([oidOf(id, data), null]);
   }
   return out;
 }
