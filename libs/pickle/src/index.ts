@@ -38,13 +38,32 @@
  * 'ascii-or-bytes' (default; ZODB's encoding='ASCII', errors='bytes': str when ASCII, else
  * bytes), 'bytes', 'ascii', 'latin1' or 'utf-8'.
  *
+ * Reader: `loads(bytes, options)` reads one pickle; `new Unpickler(bytes, options, start)` with
+ * repeated `.load()` reads consecutive pickles sharing one memo (a ZODB record: class, state),
+ * `.position` is the next offset. Options: encoding, findClass, persistentLoad, maxProtocol,
+ * maxLength, maxStack, maxMemo.
+ *
  * Limits (reader): input length (maxLength, 1 GiB), stack values + marks (maxStack, 1e6),
  * memo entries (maxMemo, 1e6), decimal int literals ≤ 4300 digits (as CPython 3.11). Every
  * failure is a PickleError naming the byte offset. Note: memo references can build very deeply
  * nested (or cyclic) values from a small input; consumers that recurse must bound their depth.
  *
  * Writer: `dumps(value, {protocol, memo, persistentId})` gives CPython 3's exact bytes at
- * protocols 0-3; `memo: false` is Python's fast mode (what ZEO's Z5 encoder uses).
+ * protocols 0-3 (zodbpickle's too at 1-3); `memo: false` is Python's fast mode (what ZEO's Z5
+ * encoder uses). Identity as in CPython: objects are memoised by JS identity, globals by
+ * module+name, '' / 1-character latin-1 str / b'' / 1-byte bytes by value (CPython shares those
+ * objects), other strings never (each is a new object). Dict batches: MARK..SETITEMS per 1000.
+ * `new Pickler().dump(a).dump(b).result()` writes two pickles with one memo (a ZODB record).
+ *
+ * ZODB records:
+ *   referencesf(data, out?)  oids of the strong references of a record (class + state pickle),
+ *                            exactly as ZODB.serialize.referencesf (order, duplicates), raising
+ *                            PickleError wherever Python's noload raises (protocol > 3 or its
+ *                            opcodes, non-ASCII Python 2 strings, bad literals, ...). An id that
+ *                            is not 8 bytes is an error here (Python would return it).
+ *   getRefs(data)            [oid, klass] as ZODB.serialize.get_refs (klass null for GLOBALs).
+ *   getPickleMetadata(data)  {module, name} as ZODB.utils.get_pickle_metadata.
+ *   decodeExtension / encodeExtension  transaction extension dict ⇄ bytes (Python-identical).
  */
 export { PickleError, PyTuple, tuple, PyFloat, PyGlobal, PyObject, PersistentRef, PyFrozenSet, PyByteArray } from './values.ts';
 export type { PyObjectKind, PyDict } from './values.ts';

@@ -744,7 +744,7 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-/** Read one pickle from `data` (from `start`, default 0) and return its value. */
+/** Read one pickle from the start of `data` and return its value (bytes after its STOP are ignored). */
 export function loads(data: Uint8Array, options: LoadOptions = {}): unknown {
   return new Unpickler(data, options).load();
 }
