@@ -70,7 +70,10 @@ interface Txn {
   user: Buffer;
   description: Buffer;
   extension: Buffer;
-  /** records in write order; one per oid (a repeated store in one transaction replaces) */
+  /**
+   * records in write order. An oid written twice in one transaction has two records (as in a
+   * FileStorage file); only the last one is a revision in the object's history.
+   */
   records: Revision[];
 }
 
@@ -78,7 +81,10 @@ interface Pending {
   txn: TransactionMetaData;
   tid: Tid;
   status: string;
-  records: Map<Oid, Revision>;
+  /** every write, in order */
+  records: Revision[];
+  /** the last write of each oid */
+  last: Map<Oid, Revision>;
   voted: boolean;
 }
 
@@ -89,6 +95,12 @@ interface Waiter {
 }
 
 const VALID_STATUS = new Set([' ', 'p']);
+
+function findLast<T>(items: readonly T[] | undefined, pred: (x: T) => boolean): T | undefined {
+  if (items === undefined) return undefined;
+  for (let i = items.length - 1; i >= 0; i--) if (pred(items[i]!)) return items[i];
+  return undefined;
+}
 
 function copyBuf(b: Buffer | null): Buffer | null {
   return b === null ? null : Buffer.from(b);
@@ -308,7 +320,7 @@ export class MappingStorage implements IStorage {
         t = tid;
       }
       if (t > this.lastIssued) this.lastIssued = t;
-      this.pending = { txn, tid: t, status, records: new Map(), voted: false };
+      this.pending = { txn, tid: t, status, records: [], last: new Map(), voted: false };
     } catch (e) {
       this.release();
       throw e;
@@ -331,12 +343,12 @@ export class MappingStorage implements IStorage {
   }
 
   private put(p: Pending, rec: Revision): void {
-    if (!p.records.has(rec.oid) && p.records.size >= this.maxRecords) {
+    if (p.records.length >= this.maxRecords) {
       throw new TransactionTooLargeError(`${this.name}: more than ${this.maxRecords} records in one transaction`);
     }
-    // A repeated write of one oid replaces the earlier one (last wins, as load sees it).
-    p.records.delete(rec.oid);
-    p.records.set(rec.oid, rec);
+    // A repeated write of one oid adds a record; the last one is what load sees.
+    p.records.push(rec);
+    p.last.set(rec.oid, rec);
     if (rec.oid > this.maxOid) this.maxOid = rec.oid;
   }
 
@@ -371,7 +383,7 @@ export class MappingStorage implements IStorage {
       // As FileStorage (spec §10.4, §15 quirk 4): the named transaction must exist here.
       const prev = this.txnByTid.get(prevTxn);
       if (prev === undefined) throw new UndoError('Invalid transaction id', oid);
-      const target = prev.records.find((r) => r.oid === oid);
+      const target = findLast(prev.records, (r) => r.oid === oid);
       if (target !== undefined) {
         if (target.data === null || target.dataTxn !== null) {
           // the target itself reuses data (or marks a deletion): trust it
@@ -411,9 +423,9 @@ export class MappingStorage implements IStorage {
       user: Buffer.from(txn.user),
       description: Buffer.from(txn.description),
       extension: Buffer.from(txn.extension),
-      records: [...p.records.values()],
+      records: p.records,
     };
-    for (const r of record.records) {
+    for (const r of p.last.values()) {
       let revs = this.revisions.get(r.oid);
       if (revs === undefined) {
         revs = [];
@@ -429,7 +441,7 @@ export class MappingStorage implements IStorage {
     this.txnByTid.set(record.tid, record);
     this.ltid = p.tid;
     this.pending = null;
-    const oids = record.records.map((r) => r.oid);
+    const oids = [...p.last.keys()];
     try {
       for (const l of [...this.listeners]) {
         try {
@@ -506,36 +518,50 @@ export class MappingStorage implements IStorage {
     const target = this.txnByTid.get(utid);
     if (target === undefined) throw new UndoError('Invalid transaction id');
     if (target.status !== ' ') throw new UndoError('non-undoable transaction');
+    // As FileStorage (spec §10.2): records are undone in order; a record written by this undo
+    // is what a later record of the same oid sees as current; a later record of an oid that
+    // failed gets a second chance.
     const written: Revision[] = [];
-    const failures: UndoError[] = [];
+    const writtenLast = new Map<Oid, Revision>();
+    const failures = new Map<Oid, UndoError>();
     for (const r of target.records) {
+      failures.delete(r.oid);
       const revs = this.revisions.get(r.oid)!;
-      const at = revs.indexOf(r);
+      const lastOfTxn = findLast(target.records, (x) => x.oid === r.oid)!;
+      const at = revs.indexOf(lastOfTxn);
       if (at < 0) throw new Error(`MappingStorage invariant: revision of ${oidRepr(r.oid)} missing from its history`);
       const pre = at > 0 ? revs[at - 1]! : null;
-      const cur = p.records.get(r.oid) ?? revs[revs.length - 1]!;
+      const cur = writtenLast.get(r.oid) ?? p.last.get(r.oid) ?? revs[revs.length - 1]!;
+      // "current" also when the current record reuses exactly this record's data
+      const isCurrent = cur === r || (r === lastOfTxn && cur.dataTxn !== null && cur.dataTxn === r.tid);
       let copy = true;
-      if (cur !== r && cur.dataTxn !== r.tid) {
-        // The undone revision is no longer current: allowed only if the current state is the same bytes.
+      if (!isCurrent) {
+        // The undone record is no longer current: allowed only if the current state is the same bytes.
         if (r.data === null || cur.data === null) {
-          failures.push(new UndoError('_loadBack() failed', r.oid));
+          failures.set(r.oid, new UndoError('_loadBack() failed', r.oid));
           continue;
         }
         if (!r.data.equals(cur.data)) {
           copy = false;
           if (pre === null) {
-            failures.push(new UndoError("Can't undo an add transaction followed by conflicting transactions.", r.oid));
+            failures.set(r.oid, new UndoError("Can't undo an add transaction followed by conflicting transactions.", r.oid));
             continue;
           }
         }
       }
-      if (pre === null) written.push({ oid: r.oid, tid: p.tid, data: null, dataTxn: null });
-      else if (copy) written.push({ oid: r.oid, tid: p.tid, data: pre.data, dataTxn: pre.tid });
-      else failures.push(new UndoError('Some data were modified by a later transaction', r.oid));
+      let w: Revision;
+      if (pre === null) w = { oid: r.oid, tid: p.tid, data: null, dataTxn: null };
+      else if (copy) w = { oid: r.oid, tid: p.tid, data: pre.data, dataTxn: pre.tid };
+      else {
+        failures.set(r.oid, new UndoError('Some data were modified by a later transaction', r.oid));
+        continue;
+      }
+      written.push(w);
+      writtenLast.set(r.oid, w);
     }
-    if (failures.length > 0) throw new MultipleUndoErrors(failures);
+    if (failures.size > 0) throw new MultipleUndoErrors([...failures.values()]);
     for (const w of written) this.put(p, w);
-    return written.map((w) => w.oid);
+    return [...writtenLast.keys()];
   }
 
   // ---- pack ------------------------------------------------------------------------------
@@ -611,16 +637,24 @@ export class MappingStorage implements IStorage {
         }
       };
       mark([z64]);
-      for (const r of reachable.values()) keep.add(r);
+      // Later records reusing pre-pack data (as FileStorage's packer): for a reachable object the
+      // reused revision is kept too and its references are followed; for any other object the
+      // reused revision becomes the one kept (its references are not followed).
+      const extra = new Set<Revision>();
+      const extraRoots: Revision[] = [];
       for (const target of backTargets) {
-        if (keep.has(target)) continue;
-        keep.add(target);
-        if (reachable.has(target.oid) && target.data !== null) {
-          const more = referencesf(target.data, []);
-          mark(more);
-          for (const x of reachable.values()) keep.add(x);
+        if (reachable.has(target.oid)) {
+          if (!extra.has(target)) {
+            extra.add(target);
+            extraRoots.push(target);
+          }
+        } else {
+          reachable.set(target.oid, target);
         }
       }
+      for (const target of extraRoots) if (target.data !== null) mark(referencesf(target.data, []));
+      for (const r of reachable.values()) keep.add(r);
+      for (const r of extra) keep.add(r);
     } else {
       for (const r of cur.values()) keep.add(r);
       for (const r of backTargets) keep.add(r);
@@ -671,7 +705,7 @@ export class MappingStorage implements IStorage {
 
   /** The record of oid written with serial tid (normally in the transaction with that tid). */
   private findRevision(oid: Oid, tid: Tid): Revision | undefined {
-    return this.txnByTid.get(tid)?.records.find((x) => x.oid === oid) ?? this.revisions.get(oid)?.find((x) => x.tid === tid);
+    return findLast(this.txnByTid.get(tid)?.records, (x) => x.oid === oid) ?? this.revisions.get(oid)?.find((x) => x.tid === tid);
   }
 
   // ---- iteration, observation, lifecycle ---------------------------------------------------

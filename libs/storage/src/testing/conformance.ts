@@ -339,6 +339,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
         { oid: z64, serial: z64, data: rec('second') },
       ]);
       assert.deepEqual(await s.load(z64), { data: rec('second'), tid: t });
+      assert.deepEqual((await s.history(z64, 10)).map((e) => e.tid), [t], 'one revision in the history');
     });
 
     test('abort', 'tpc_abort before or after vote leaves nothing behind (filestorage §16 #14)', async (s) => {
