@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { POSKeyError, p64, ConflictError } from '@zeo-ts/storage';
 import {
-  RpcConnection, ProtocolError, ConnectionClosedError, delayed, M5Codec, ServerException, availableEncodings,
+  RpcConnection, ProtocolError, ConnectionClosedError, delayed, REPLY_LATER, M5Codec, ServerException, availableEncodings,
   encodeFrame, frameHeader, pyList, decodeRuokReply, type WireValue, type CallHandler, type EncodingLetter,
 } from '../src/index.ts';
 import { startServer, connectClient, RawPeer } from './net-helpers.ts';
@@ -347,7 +347,6 @@ test('zeo5 S-3 §4.4: probeRuok reads the announcement and the status document',
 });
 
 test('zeo5 §5.5: REPLY_LATER lets the application answer with sendReply/sendError itself', async () => {
-  const { REPLY_LATER } = await import('../src/index.ts');
   const srv = await startServer({
     handler: (method, args, call) => {
       setImmediate(() => {

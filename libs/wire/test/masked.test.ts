@@ -23,7 +23,7 @@ function substitute(root: unknown, pointer: string, kind: string, encoding: stri
     case 'tid':
     case 'undo-id': {
       const hex = (old as { hex: string }).hex;
-      parent[last] = { hex: Buffer.from(hex, 'hex').map((b) => b ^ 0x5a).toString('hex') };
+      parent[last] = { hex: Buffer.from(Buffer.from(hex, 'hex').map((b) => b ^ 0x5a)).toString('hex') };
       break;
     }
     case 'txnid': {
