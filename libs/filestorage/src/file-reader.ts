@@ -47,6 +47,88 @@ export interface DataRecordAt extends DataHeader {
   next: number;
 }
 
+/**
+ * A bounded cache of fixed-size blocks of *committed* data (immutable until a pack replaces the
+ * file), so hot loads need no system call. One preallocated slab, FIFO replacement; `maxBytes`
+ * bounds memory (the slab grows on demand up to it).
+ */
+export class BlockCache {
+  readonly blockSize: number;
+  readonly maxBlocks: number;
+  private readonly slots = new Map<number, number>();
+  private owner: Int32Array;
+  private slab: Buffer;
+  private nextSlot = 0;
+  hits = 0;
+  misses = 0;
+  constructor(maxBytes: number, blockSize = 8192) {
+    if (!(blockSize >= 64 && (blockSize & (blockSize - 1)) === 0)) throw new RangeError(`block size must be a power of two >= 64, got ${blockSize}`);
+    this.blockSize = blockSize;
+    this.maxBlocks = Math.max(1, Math.floor(maxBytes / blockSize));
+    const initial = Math.min(this.maxBlocks, 256);
+    this.slab = Buffer.allocUnsafe(initial * blockSize);
+    this.owner = new Int32Array(initial).fill(-1);
+  }
+  /** offset of the cached block in `buffer`, or -1 */
+  find(index: number): number {
+    const s = this.slots.get(index);
+    if (s === undefined) return -1;
+    this.hits++;
+    return s * this.blockSize;
+  }
+  get buffer(): Buffer {
+    return this.slab;
+  }
+  /** a slot for block `index` (evicting the oldest when full); returns its offset in `buffer` */
+  allocate(index: number): number {
+    const cap = this.owner.length;
+    if (this.nextSlot >= cap && cap < this.maxBlocks) {
+      const ncap = Math.min(this.maxBlocks, cap * 2);
+      const slab = Buffer.allocUnsafe(ncap * this.blockSize);
+      this.slab.copy(slab, 0, 0, cap * this.blockSize);
+      const owner = new Int32Array(ncap).fill(-1);
+      owner.set(this.owner);
+      this.slab = slab;
+      this.owner = owner;
+    }
+    const slot = this.nextSlot % this.owner.length;
+    this.nextSlot = slot + 1;
+    const prev = this.owner[slot]!;
+    if (prev >= 0) this.slots.delete(prev);
+    this.owner[slot] = index;
+    this.slots.set(index, slot);
+    this.misses++;
+    return slot * this.blockSize;
+  }
+  /** forget a block whose read failed */
+  drop(index: number): void {
+    const s = this.slots.get(index);
+    if (s !== undefined) {
+      this.slots.delete(index);
+      this.owner[s] = -1;
+    }
+  }
+  clear(): void {
+    this.slots.clear();
+    this.owner.fill(-1);
+  }
+  get size(): number {
+    return this.slots.size;
+  }
+}
+
+const views = new WeakMap<ArrayBuffer, DataView>();
+/** A DataView over the whole ArrayBuffer behind `b` (cached): native 64-bit reads. */
+function viewOf(b: Buffer): DataView {
+  const ab = b.buffer as ArrayBuffer;
+  let v = views.get(ab);
+  if (!v) {
+    v = new DataView(ab);
+    views.set(ab, v);
+  }
+  return v;
+}
+
 /** How a forward walk should treat a bad transaction: throw, or stop quietly. */
 export type WalkMode = 'strict' | 'lenient';
 
@@ -58,10 +140,73 @@ export class FileReader {
   private readonly hdr = Buffer.allocUnsafe(BACKPOINTER_RECORD_LEN);
   private readonly scratch = Buffer.allocUnsafe(4096);
 
+  private cache: BlockCache | null = null;
+  private committedEnd: () => number = () => 0;
+
   constructor(fd: number, name: string, ownsFd = false) {
     this.fd = fd;
     this.name = name;
     this.ownsFd = ownsFd;
+  }
+
+  /**
+   * Serve record reads below `committedEnd()` from a block cache. Only blocks lying entirely
+   * below the committed end are cached, so bytes that may still change (a voted transaction,
+   * a truncated tail) never are.
+   */
+  useCache(cache: BlockCache, committedEnd: () => number): void {
+    this.cache = cache;
+    this.committedEnd = committedEnd;
+  }
+
+  private atBuf: Buffer = this.hdr;
+  private atOff = 0;
+
+  /**
+   * Make `len` (<= 50) bytes at `pos` available at this.atBuf/this.atOff, from the block cache
+   * when they lie in one committed block, else by a read into the small header buffer.
+   * Returns the number of bytes available (less than `len` only at the end of the file).
+   */
+  private at(pos: number, len: number): number {
+    const c = this.cache;
+    if (c !== null) {
+      const bs = c.blockSize;
+      const index = Math.floor(pos / bs);
+      const off = pos - index * bs;
+      if (off + len <= bs) {
+        const o = this.block(index);
+        if (o >= 0) {
+          this.atBuf = c.buffer;
+          this.atOff = o + off;
+          return len;
+        }
+      }
+    }
+    this.atBuf = this.hdr;
+    this.atOff = 0;
+    return this.readInto(this.hdr, len, pos);
+  }
+
+  /** Offset in the cache slab of a committed block (read on a miss); -1 when not fully committed. */
+  private block(index: number): number {
+    const c = this.cache!;
+    const hit = c.find(index);
+    if (hit >= 0) return hit;
+    const bs = c.blockSize;
+    if ((index + 1) * bs > this.committedEnd()) return -1;
+    const off = c.allocate(index);
+    const buf = c.buffer;
+    let got = 0;
+    while (got < bs) {
+      const n = readSync(this.fd, buf, off + got, bs - got, index * bs + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got !== bs) {
+      c.drop(index);
+      return -1;
+    }
+    return off;
   }
 
   /** Open `path` read-only and check its magic (FileStorageFormatError when not FS30). */
@@ -117,11 +262,11 @@ export class FileReader {
 
   /** The transaction header at `pos` (fixed part only). Checks tlen >= hlen. */
   readTxnHeader(pos: number): TxnHeaderAt {
-    const n = this.readInto(this.hdr, TRANS_HDR_LEN, pos);
+    const n = this.at(pos, TRANS_HDR_LEN);
     if (n !== TRANS_HDR_LEN) throw new CorruptedError(this.name, pos, `truncated transaction header (${n} of ${TRANS_HDR_LEN} bytes)`);
     let h: TxnHeader;
     try {
-      h = decodeTxnHeader(this.hdr, 0);
+      h = decodeTxnHeader(this.atBuf, this.atOff);
     } catch (e) {
       throw this.wrap(e, pos, 'bad transaction header');
     }
@@ -138,10 +283,10 @@ export class FileReader {
 
   /** The 8-byte redundant length at `pos` (end of a transaction). */
   readPosAt(pos: number, what = 'length'): number {
-    const n = this.readInto(this.hdr, 8, pos);
+    const n = this.at(pos, 8);
     if (n !== 8) throw new CorruptedError(this.name, pos, `short read of ${what}`);
     try {
-      return readPos(this.hdr, 0);
+      return readPos(this.atBuf, this.atOff);
     } catch (e) {
       throw this.wrap(e, pos, `bad ${what}`);
     }
@@ -207,11 +352,11 @@ export class FileReader {
 
   /** The fixed header of the data record at `pos` (no data). Rejects vlen != 0. */
   readDataHeader(pos: number): DataHeader {
-    const n = this.readInto(this.hdr, DATA_HDR_LEN, pos);
+    const n = this.at(pos, DATA_HDR_LEN);
     if (n !== DATA_HDR_LEN) throw new CorruptedDataError(this.name, pos, `truncated data record header (${n} of ${DATA_HDR_LEN} bytes)`);
     let h: DataHeader;
     try {
-      h = decodeDataHeader(this.hdr, 0);
+      h = decodeDataHeader(this.atBuf, this.atOff);
     } catch (e) {
       throw this.wrap(e, pos, 'bad data record header');
     }
@@ -224,33 +369,50 @@ export class FileReader {
    * usually brings header and data together (the load path's single syscall).
    */
   readRecord(pos: number): DataRecordAt {
+    const c = this.cache;
+    if (c !== null) {
+      const bs = c.blockSize;
+      const index = Math.floor(pos / bs);
+      const off = pos - index * bs;
+      if (off + BACKPOINTER_RECORD_LEN <= bs) {
+        const at = this.block(index);
+        if (at >= 0) return this.decodeRecord(c.buffer, at + off, bs - off, pos);
+      }
+    }
     const b = this.scratch;
     const n = readSync(this.fd, b, 0, b.length, pos);
     if (n < DATA_HDR_LEN) {
-      // a short read not at EOF is retried through the exact path
+      // a short read: report it through the exact path
       this.readDataHeader(pos);
     }
+    return this.decodeRecord(b, 0, n, pos);
+  }
+
+  /** Decode the record at `pos` whose first `avail` bytes are in `b` at `off`. */
+  private decodeRecord(b: Buffer, off: number, avail: number, pos: number): DataRecordAt {
     let oid: bigint, tid: bigint, prev: number, tloc: number, vlen: number, plen: number;
+    if (avail < DATA_HDR_LEN) throw new CorruptedDataError(this.name, pos, `truncated data record header (${avail} of ${DATA_HDR_LEN} bytes)`);
     try {
-      oid = b.readBigUInt64BE(0);
-      tid = b.readBigUInt64BE(8);
-      prev = readPos(b, 16);
-      tloc = readPos(b, 24);
-      vlen = b.readUInt16BE(32);
-      plen = readPos(b, 34);
+      const dv = viewOf(b);
+      oid = dv.getBigUint64(b.byteOffset - dv.byteOffset + off);
+      tid = dv.getBigUint64(b.byteOffset - dv.byteOffset + off + 8);
+      prev = readPos(b, off + 16);
+      tloc = readPos(b, off + 24);
+      vlen = b.readUInt16BE(off + 32);
+      plen = readPos(b, off + 34);
     } catch (e) {
       throw this.wrap(e, pos, 'bad data record header');
     }
     if (vlen !== 0) throw new CorruptedDataError(this.name, pos, `non-zero version length ${vlen}; versions aren't supported`);
     if (plen > 0) {
       let data: Buffer;
-      if (DATA_HDR_LEN + plen <= n) {
+      if (DATA_HDR_LEN + plen <= avail) {
         data = Buffer.allocUnsafe(plen);
-        b.copy(data, 0, DATA_HDR_LEN, DATA_HDR_LEN + plen);
+        data.set(b.subarray(off + DATA_HDR_LEN, off + DATA_HDR_LEN + plen));
       } else data = this.readExact(pos + DATA_HDR_LEN, plen, 'record data');
       return { oid, tid, prev, tloc, vlen, plen, pos, data, back: 0, next: pos + DATA_HDR_LEN + plen };
     }
-    const back = n >= BACKPOINTER_RECORD_LEN ? this.posIn(b, DATA_HDR_LEN, pos) : this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
+    const back = avail >= BACKPOINTER_RECORD_LEN ? this.posIn(b, off + DATA_HDR_LEN, pos) : this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');
     if (back !== 0 && back >= pos) throw new CorruptedDataError(this.name, pos, `backpointer ${back} does not point before the record`);
     return { oid, tid, prev, tloc, vlen, plen, pos, data: null, back, next: pos + BACKPOINTER_RECORD_LEN };
   }

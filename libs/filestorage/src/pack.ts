@@ -11,7 +11,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { POSKeyError, ReadOnlyError, TimeStamp, oidRepr, type Oid, type Tid } from '@zeo-ts/storage';
 import { CorruptedError, FileStorageError, PackError } from './errors.ts';
-import { FileReader, type TxnHeaderAt } from './file-reader.ts';
+import { BlockCache, FileReader, type TxnHeaderAt } from './file-reader.ts';
 import { BACKPOINTER_RECORD_LEN, DATA_HDR_LEN, MAGIC_FS30, MAGIC_LEN, STATUS_CHECKPOINT, STATUS_PACKED, decodeDataHeader, encodeDataRecord, p64pos, writePos } from './format.ts';
 import { FsIndex } from './fsindex.ts';
 import type { FileStorage } from './storage.ts';
@@ -41,7 +41,7 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
   try {
     if (existsSync(oldPath)) unlinkSync(oldPath);
     const refs: RefFinder = inner.referencesf ?? (gc ? await defaultReferencesf() : () => []);
-    const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log);
+    const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log, () => inner.pos());
     let result: { size: number; index: FsIndex } | null;
     try {
       result = await packer.run(
@@ -92,8 +92,11 @@ class Packer {
     private readonly gc: boolean,
     private readonly referencesf: RefFinder,
     private readonly log: FileStorage['log'],
+    committedEnd: () => number,
   ) {
     this.input = FileReader.open(path);
+    // sequential phases read each block once; data below the committed end never changes
+    this.input.useCache(new BlockCache(32 * 1024 * 1024, 65536), committedEnd);
   }
 
   private inputClosed = false;

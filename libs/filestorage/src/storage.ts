@@ -35,7 +35,7 @@ import {
   type UndoLogEntry,
 } from '@zeo-ts/storage';
 import { CorruptedDataError, CorruptedTransactionError, FileStorageError, FileStorageFormatError, FileStorageQuotaError } from './errors.ts';
-import { FileReader, type DataRecordAt, type TxnHeaderAt } from './file-reader.ts';
+import { BlockCache, FileReader, type DataRecordAt, type TxnHeaderAt } from './file-reader.ts';
 import {
   BACKPOINTER_RECORD_LEN,
   DATA_HDR_LEN,
@@ -82,6 +82,8 @@ export interface FileStorageOptions {
   now?: () => number;
   /** reference finder for GC packs; default: referencesf from @zeo-ts/pickle */
   referencesf?: (data: Buffer) => bigint[];
+  /** bytes of committed data kept in the read block cache (default 64 MiB; 0 disables) */
+  cacheSize?: number;
   /** maximum number of tpc_begin calls waiting for the commit lock (default 10000) */
   maxCommitWaiters?: number;
 }
@@ -204,7 +206,7 @@ export class FileStorage implements IStorage {
         throw e;
       }
     }
-    this.reader = new FileReader(this.fd, path);
+    this.reader = this.makeReader();
     this.index = new FsIndex();
     this.pos = MAGIC_LEN;
     this.ltid = 0n;
@@ -216,6 +218,13 @@ export class FileStorage implements IStorage {
       this.releaseFiles();
       throw e;
     }
+  }
+
+  private makeReader(): FileReader {
+    const r = new FileReader(this.fd, this.path);
+    const size = this.options.cacheSize ?? 64 * 1024 * 1024;
+    if (size > 0) r.useCache(new BlockCache(size), () => this.pos);
+    return r;
   }
 
   /** Async factory (same as the constructor). */
@@ -956,14 +965,14 @@ export class FileStorage implements IStorage {
           renameSync(this.path, oldPath);
         } catch (e) {
           this.fd = openSync(this.path, 'r+');
-          this.reader = new FileReader(this.fd, this.path);
+          this.reader = this.makeReader();
           throw e;
         }
         renameSync(packPath, this.path);
-        this.fd = openSync(this.path, 'r+');
-        this.reader = new FileReader(this.fd, this.path);
         this.index = index;
         this.pos = size;
+        this.fd = openSync(this.path, 'r+');
+        this.reader = this.makeReader();
         this.saveIndex();
       },
     };
