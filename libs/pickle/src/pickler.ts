@@ -177,8 +177,10 @@ export class Pickler {
         else this.out.ascii(obj ? 'I01\n' : 'I00\n');
         return;
       case 'number':
-        if (Number.isInteger(obj)) this.saveInt(BigInt(obj));
-        else this.saveFloat(obj);
+        if (Number.isInteger(obj)) {
+          if (obj >= 0 && obj <= 0xff && this.proto >= 1) this.out.bytes2(0x4b, obj);
+          else this.saveInt(BigInt(obj));
+        } else this.saveFloat(obj);
         return;
       case 'bigint':
         this.saveInt(obj);
