@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
-import { getPickleMetadata, getRefs, PickleError, referencesf } from '../src/index.ts';
+import { getPickleMetadata, getRefs, PickleError, Pickler, referencesf, Unpickler } from '../src/index.ts';
+import { DB_SAMPLE } from './python-db-sample.ts';
 import { FS_REFS, REF_CASES } from './python-refs.ts';
 import { hex } from './helpers.ts';
 
@@ -114,3 +115,18 @@ test('filestorage §4.5: blob record metadata', () => {
   assert.deepEqual(getPickleMetadata(blob), { module: 'ZODB.blob', name: 'Blob' });
   assert.deepEqual(referencesf(blob), []);
 });
+
+
+for (const c of DB_SAMPLE) {
+  test(`filestorage §4.3/§4.4 real database record: ${c.name} (refs, get_refs, metadata, re-encoding)`, () => {
+    const data = hex(c.hex);
+    assert.deepEqual(referencesf(data).map(oidHex), c.referencesf);
+    assert.deepEqual(getRefs(data).map(([o, k]) => [oidHex(o), k]), c.get_refs);
+    const m = getPickleMetadata(data);
+    assert.deepEqual([m.module, m.name], c.meta);
+    const u = new Unpickler(data);
+    const a = u.load();
+    const b = u.load();
+    assert.equal(new Pickler().dump(a).dump(b).result().toString('hex'), c.hex);
+  });
+}
