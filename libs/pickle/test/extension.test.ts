@@ -6,7 +6,7 @@ import { hex } from './helpers.ts';
 
 const APP_VECTORS = hex('80 03 7d 71 00 58 03 00 00 00 61 70 70 71 01 58 07 00 00 00 76 65 63 74 6f 72 73 71 02 73 2e');
 
-test('filestorage §3.3: encodeExtension gives Python bytes; {} is empty', () => {
+test('filestorage §16 #11, §3.3: encodeExtension gives Python bytes; {} is empty', () => {
   assert.deepEqual(encodeExtension({ app: 'vectors' }), APP_VECTORS);
   assert.equal(encodeExtension({}).length, 0);
   assert.equal(encodeExtension(new Map() as unknown as Record<string, unknown>).length, 0);

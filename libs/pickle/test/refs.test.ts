@@ -13,7 +13,7 @@ import { hex } from './helpers.ts';
 const oidHex = (o: bigint) => o.toString(16).padStart(16, '0');
 const fsDir = join(vectorsDir(), 'filestorage');
 
-test('filestorage §4.3: refs.json cases (every persistent reference form)', { skip: vectorsSkip() }, () => {
+test('filestorage §16 #48, §4.3: refs.json cases (every persistent reference form)', { skip: vectorsSkip() }, () => {
   const cases = JSON.parse(readFileSync(join(fsDir, 'refs.json'), 'utf8')) as {
     name: string;
     pickle_hex: string;

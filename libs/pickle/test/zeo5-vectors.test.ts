@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
-import { dumps, loads, PyFloat, PyTuple } from '../src/index.ts';
+import { dumps, loads, PyFloat, PyTuple, tuple } from '../src/index.ts';
 
 function render(v: unknown): unknown {
   if (v === null || typeof v === 'boolean' || typeof v === 'string' || typeof v === 'number') return v;
@@ -44,7 +44,7 @@ test('zeo5 vectors present', { skip: vectorsSkip() }, () => {
 });
 
 for (const f of files) {
-  test(`Z5 frames of ${f}: decode to the recorded values and re-encode byte-identically (zeo5 §7)`, () => {
+  test(`Z5 frames of ${f}: decode to the recorded values and re-encode byte-identically (zeo5 W-9, §7)`, () => {
     const doc = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
       frames: { seq: number; hex: string; decoded: Record<string, unknown> }[];
     };
@@ -62,3 +62,23 @@ for (const f of files) {
     assert.ok(n > 0);
   });
 }
+
+test('zeo5 W-9, §7.5: the three verified Z5 examples', () => {
+  const examples: [unknown, string][] = [
+    [tuple(1, false, 'register', tuple('1', false)), '8003284b018958080000007265676973746572580100000031898674 2e'],
+    [tuple(-1, 0, '.reply', null), '8003284affffffff4b0058060000002e7265706c794e742e'],
+    [
+      tuple(5, 2, '.reply', tuple('ZODB.POSException.POSKeyError', tuple(Buffer.from('0000000000000001', 'hex')))),
+      '8003284b054b0258060000002e7265706c79581d0000005a4f44422e504f53457863657074696f6e2e504f534b65794572726f724308000000000000000185867 42e',
+    ],
+  ];
+  for (const [v, h] of examples) {
+    const expected = h.replace(/ /g, '');
+    assert.equal(dumps(v, { protocol: 3, memo: false }).toString('hex'), expected);
+    assert.deepEqual(loads(Buffer.from(expected, 'hex')), v);
+  }
+  // §7.2: LONG1 examples
+  assert.equal(dumps(140234567890123, { memo: false }).toString('hex'), '80038a06cbb49ae78a7f2e');
+  assert.equal(dumps(0x80000000, { memo: false }).toString('hex'), '80038a0500000080002e');
+  assert.equal(dumps(-1, { memo: false }).toString('hex'), '80034affffffff2e');
+});
