@@ -46,11 +46,9 @@ function toPickle(v: unknown, depth: number): unknown {
       if (v instanceof PyFloat) return new PicklePyFloat(v.value);
       if (v instanceof PyOpaque) return v.value;
       if (Array.isArray(v)) {
-        const items = v.map((x) => toPickle(x, depth + 1));
-        if (isPyList(v)) return items;
-        const t = new PyTuple<unknown>();
-        for (const x of items) t.push(x);
-        return t;
+        const out: unknown[] = isPyList(v) ? [] : new PyTuple<unknown>();
+        for (let i = 0; i < v.length; i++) out.push(toPickle(v[i], depth + 1));
+        return out;
       }
       if (isWireMap(v)) {
         const m = new Map<unknown, unknown>();
