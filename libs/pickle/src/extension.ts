@@ -10,10 +10,11 @@ import { PickleError } from './values.ts';
  * Decode a transaction extension (empty, or a pickled dict) into a plain object. Values follow
  * the value model of index.ts; Python 2 strings decode as ZODB does (ASCII text, else bytes).
  * Keys that are not str become strings (bytes keys as UTF-8 text, numbers in decimal).
+ * Like ZODB's loads (zodbpickle), protocols above 3 are refused.
  */
 export function decodeExtension(ext: Uint8Array): Record<string, unknown> {
   if (ext.length === 0) return {};
-  const v = loads(ext, { encoding: 'ascii-or-bytes' });
+  const v = loads(ext, { encoding: 'ascii-or-bytes', maxProtocol: 3 });
   if (!(v instanceof Map)) throw new PickleError('transaction extension is not a pickled dict', 0);
   const out: Record<string, unknown> = {};
   for (const [k, val] of v) {
