@@ -105,8 +105,7 @@ function fromUnpacked(v: unknown, depth: number): WireValue {
 
 /** Encode any value of the model as a msgpack document (no frame header). */
 export function packValue(v: WireValue): Buffer {
-  const enc = new Encoder({ useBigInt64: true, extensionCodec: noExtensions, maxDepth: MAX_DEPTH + 2 });
-  const out = enc.encode(toPackable(v, 0));
+  const out = newEncoder().encode(toPackable(v, 0));
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
@@ -123,14 +122,23 @@ export function unpackValue(data: Uint8Array): WireValue {
   return fromUnpacked(raw, 0);
 }
 
+/** Encoders whose scratch buffer grew beyond this are dropped after use (no per-connection bloat). */
+const KEEP_ENCODER_BYTES = 1024 * 1024;
+
+function newEncoder(): Encoder {
+  return new Encoder({ useBigInt64: true, extensionCodec: noExtensions, maxDepth: MAX_DEPTH + 2 });
+}
+
 export class M5Codec implements MessageCodec {
   readonly letter = 'M' as const;
-  private readonly encoder = new Encoder({ useBigInt64: true, extensionCodec: noExtensions, maxDepth: MAX_DEPTH + 2 });
+  private encoder = newEncoder();
   private readonly decoder = new Decoder({ useBigInt64: true, extensionCodec: noExtensions, mapKeyConverter: strKey });
 
   encode(msg: Message): Buffer {
     const packable = toPackable([msg.msgid, msg.flags, msg.method, msg.args], 0);
     const out = this.encoder.encode(packable);
+    // the encoder keeps its grown scratch buffer: after a large message start afresh
+    if (out.byteLength > KEEP_ENCODER_BYTES) this.encoder = newEncoder();
     // encode() returns a copy (not a view of the encoder's scratch buffer)
     return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
   }
