@@ -12,7 +12,7 @@
  * synchronous inside one event-loop turn, so readers never see a half-committed transaction.
  */
 import { pino, type Logger } from 'pino';
-import { referencesf } from '@zeo-ts/pickle';
+import { decodeExtension, referencesf } from '@zeo-ts/pickle';
 import { oidRepr, p64, z64, type Oid, type Tid } from './ids.ts';
 import { TimeStamp, newTid } from './timestamp.ts';
 import {
@@ -500,16 +500,31 @@ export class MappingStorage implements IStorage {
     return out;
   }
 
+  /**
+   * undoLog filtered by `specification`: every key must equal the entry's value, where the
+   * transaction's extension keys are merged over the entry as in FileStorage (spec §10.1).
+   * Buffer-valued fields also match a string given as UTF-8 text.
+   */
   async undoInfo(first = 0, last = -20, specification?: Record<string, Buffer | string>): Promise<UndoLogEntry[]> {
     if (specification === undefined) return this.undoLog(first, last);
     const spec = Object.entries(specification);
-    return this.undoLog(first, last, (e) =>
-      spec.every(([k, v]) => {
-        const have = (e as unknown as Record<string, unknown>)[k];
-        if (Buffer.isBuffer(have)) return have.equals(Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8'));
-        return have === v;
-      }),
-    );
+    return this.undoLog(first, last, (e) => {
+      let ext: Record<string, unknown> = {};
+      if (e.extension.length > 0) {
+        try {
+          ext = decodeExtension(e.extension);
+        } catch {
+          ext = {}; // as FileStorage: an undecodable extension counts as {}
+        }
+      }
+      const base = e as unknown as Record<string, unknown>;
+      return spec.every(([k, want]) => {
+        const have = Object.prototype.hasOwnProperty.call(ext, k) ? ext[k] : base[k];
+        if (have instanceof Uint8Array) return Buffer.from(have.buffer, have.byteOffset, have.byteLength).equals(typeof want === 'string' ? Buffer.from(want, 'utf8') : want);
+        if (typeof have === 'string') return typeof want === 'string' ? have === want : Buffer.from(have, 'utf8').equals(want);
+        return false;
+      });
+    });
   }
 
   async undo(transactionId: Buffer, txn: TransactionMetaData): Promise<Oid[]> {

@@ -165,6 +165,22 @@ describe('MappingStorage writes', () => {
   });
 });
 
+describe('undoInfo (filestorage §10.1)', () => {
+  it('matches specification keys against entry fields and extension keys', async () => {
+    const s = new MappingStorage();
+    // Python's pickle of {"app": "vectors"} (filestorage spec §3.3)
+    const ext = Buffer.from('80037d7100580300000061707071015807000000766563746f72737102732e', 'hex');
+    const t1 = await commit(s, [{ oid: z64, serial: z64, data: rec('1') }], { user: 'alice', extension: ext });
+    const t2 = await commit(s, [{ oid: z64, serial: t1, data: rec('2') }], { user: 'bob' });
+    const tids = async (spec: Record<string, Buffer | string>) => (await s.undoInfo(0, 20, spec)).map((e) => e.tid);
+    assert.deepEqual(await tids({ app: 'vectors' }), [t1]);
+    assert.deepEqual(await tids({ app: 'other' }), []);
+    assert.deepEqual(await tids({ user_name: Buffer.from('bob') }), [t2]);
+    assert.deepEqual(await tids({ user_name: 'alice', app: 'vectors' }), [t1]);
+    assert.deepEqual(await tids({}), [t2, t1]);
+  });
+});
+
 describe('undo ids (filestorage §2.3)', () => {
   it('base64 of the tid without newline, and back', () => {
     assert.equal(undoIdForTid(fromHex('03f58e0600000000')).toString(), 'A/WOBgAAAAA=');
