@@ -46,7 +46,8 @@ function bytesMin(a: Buffer, b: Buffer): Buffer {
  * Client side (§4.2, C-1): the answer to a server announcement. The version is
  * `min(offered, b"5")` compared byte-wise and must be `5`; the client mirrors the server's
  * letter when it supports it. A client without pickle support (`supported` lacking 'Z') answers
- * `M5` to a `Z5` announcement (§4.3 MAY). ProtocolError when no answer is possible.
+ * `M5` to a `Z5` announcement (§4.3 MAY; likewise `Z5` to `M5` for a pickle-only client, since
+ * servers use the client's letter). ProtocolError when no answer is possible.
  */
 export function clientAnswer(announced: Uint8Array, supported: readonly EncodingLetter[] = ['M', 'Z']): { answer: Buffer; letter: EncodingLetter } {
   const b = Buffer.from(announced.buffer, announced.byteOffset, announced.byteLength);
@@ -59,8 +60,10 @@ export function clientAnswer(announced: Uint8Array, supported: readonly Encoding
   if (letter !== 'M' && letter !== 'Z') throw new ProtocolError(`server announced unknown encoding ${shortRepr(b)}`);
   let use: EncodingLetter = letter;
   if (!supported.includes(use)) {
-    if (supported.includes('M')) use = 'M';
-    else throw new ProtocolError(`server announced ${shortRepr(b)}, which this client cannot speak`);
+    // the server uses the client's letter (§4.3), so answer in one we speak (M preferred)
+    const other = supported.includes('M') ? 'M' : supported.includes('Z') ? 'Z' : undefined;
+    if (!other) throw new ProtocolError(`server announced ${shortRepr(b)}, which this client cannot speak`);
+    use = other;
   }
   return { answer: announcement(use), letter: use };
 }

@@ -58,6 +58,8 @@ test('zeo5 §4.2 C-1: the client answer uses min(offered, "5") byte-wise and mir
   assert.throws(() => clientAnswer(Buffer.alloc(0)), ProtocolError);
   // a client without pickle answers M5 to a Z5 announcement (§4.3 MAY)
   assert.deepEqual(clientAnswer(Buffer.from('Z5'), ['M']), { answer: Buffer.from('M5'), letter: 'M' });
+  assert.deepEqual(clientAnswer(Buffer.from('M5'), ['Z']), { answer: Buffer.from('Z5'), letter: 'Z' });
+  assert.throws(() => clientAnswer(Buffer.from('M5'), []), ProtocolError);
 });
 
 test('zeo5 §4.4: ruok JSON uses Python formatting and escapes non-ASCII', () => {

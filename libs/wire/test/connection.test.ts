@@ -395,3 +395,29 @@ test('zeo5 §5.7: frames that arrive just before the server closes are still pro
     server.close();
   }
 });
+
+test('zeo5 C-6/S-10: 2000 concurrent calls answered out of order are matched by msgid; the in-flight bound refuses extras', async () => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const srv = await startServer({
+    handler: (method, args) => delayed((async () => {
+      // a random number of event-loop turns before answering (no timers)
+      for (let i = Math.floor(rand() * 5); i > 0; i--) await new Promise((r) => setImmediate(r));
+      return args[0] ?? null;
+    })()),
+  });
+  try {
+    for (const letter of ['M', 'Z'] as const) {
+      const client = await connectClient(srv.port, { encodings: [letter], maxPendingCalls: 2000 });
+      const calls = Array.from({ length: 2000 }, (_, i) => client.call('echo', [i]));
+      await assert.rejects(client.call('echo', [-1]), ProtocolError); // bound reached
+      const results = await Promise.all(calls);
+      results.forEach((r, i) => assert.equal(r, i));
+      assert.equal(client.pendingCalls, 0);
+      client.close();
+      await client.closed;
+    }
+  } finally {
+    await srv.close();
+  }
+});
