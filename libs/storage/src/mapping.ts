@@ -62,6 +62,8 @@ interface Revision {
   data: Buffer | null;
   /** for a record that reuses an earlier revision's data (undo, restore): that revision's tid */
   dataTxn: Tid | null;
+  /** the committed transaction holding this record (set by tpc_finish) */
+  owner?: Txn;
 }
 
 interface Txn {
@@ -75,6 +77,19 @@ interface Txn {
    * FileStorage file); only the last one is a revision in the object's history.
    */
   records: Revision[];
+  /** lazily built: the last record of each oid (dropped whenever records change) */
+  lastByOid?: Map<Oid, Revision>;
+}
+
+/** The last record of `oid` in `t` (what a backpointer into `t` means, as FileStorage's restore). */
+function lastRecordOf(t: Txn | undefined, oid: Oid): Revision | undefined {
+  if (t === undefined) return undefined;
+  if (t.lastByOid === undefined) {
+    const m = new Map<Oid, Revision>();
+    for (const r of t.records) m.set(r.oid, r);
+    t.lastByOid = m;
+  }
+  return t.lastByOid.get(oid);
 }
 
 interface Pending {
@@ -95,12 +110,6 @@ interface Waiter {
 }
 
 const VALID_STATUS = new Set([' ', 'p']);
-
-function findLast<T>(items: readonly T[] | undefined, pred: (x: T) => boolean): T | undefined {
-  if (items === undefined) return undefined;
-  for (let i = items.length - 1; i >= 0; i--) if (pred(items[i]!)) return items[i];
-  return undefined;
-}
 
 function copyBuf(b: Buffer | null): Buffer | null {
   return b === null ? null : Buffer.from(b);
@@ -261,11 +270,10 @@ export class MappingStorage implements IStorage {
   }
 
   private txnOfRevision(r: Revision): Txn {
-    const direct = this.txnByTid.get(r.tid);
-    if (direct !== undefined && direct.records.includes(r)) return direct;
-    // restore() may give a record a serial different from its transaction's tid
-    for (let i = this.txns.length - 1; i >= 0; i--) if (this.txns[i]!.records.includes(r)) return this.txns[i]!;
-    throw new Error(`MappingStorage invariant: revision ${oidRepr(r.oid)}@${oidRepr(r.tid)} belongs to no transaction`);
+    if (r.owner === undefined) {
+      throw new Error(`MappingStorage invariant: revision ${oidRepr(r.oid)}@${oidRepr(r.tid)} belongs to no transaction`);
+    }
+    return r.owner;
   }
 
   // ---- the commit lock -------------------------------------------------------------------
@@ -383,7 +391,7 @@ export class MappingStorage implements IStorage {
       // As FileStorage (spec §10.4, §15 quirk 4): the named transaction must exist here.
       const prev = this.txnByTid.get(prevTxn);
       if (prev === undefined) throw new UndoError('Invalid transaction id', oid);
-      const target = findLast(prev.records, (r) => r.oid === oid);
+      const target = lastRecordOf(prev, oid);
       if (target !== undefined) {
         if (target.data === null || target.dataTxn !== null) {
           // the target itself reuses data (or marks a deletion): trust it
@@ -425,6 +433,7 @@ export class MappingStorage implements IStorage {
       extension: Buffer.from(txn.extension),
       records: p.records,
     };
+    for (const r of record.records) r.owner = record;
     for (const r of p.last.values()) {
       let revs = this.revisions.get(r.oid);
       if (revs === undefined) {
@@ -542,7 +551,7 @@ export class MappingStorage implements IStorage {
     for (const r of target.records) {
       failures.delete(r.oid);
       const revs = this.revisions.get(r.oid)!;
-      const lastOfTxn = findLast(target.records, (x) => x.oid === r.oid)!;
+      const lastOfTxn = lastRecordOf(target, r.oid)!;
       const at = revs.indexOf(lastOfTxn);
       if (at < 0) throw new Error(`MappingStorage invariant: revision of ${oidRepr(r.oid)} missing from its history`);
       const pre = at > 0 ? revs[at - 1]! : null;
@@ -694,6 +703,7 @@ export class MappingStorage implements IStorage {
       }
       const before = txn.records.length;
       txn.records = txn.records.filter((r) => keep.has(r));
+      txn.lastByOid = undefined;
       removed += before - txn.records.length;
       for (const r of txn.records) r.dataTxn = null; // kept pre-pack records become self-contained
       txn.status = 'p';
@@ -720,7 +730,7 @@ export class MappingStorage implements IStorage {
 
   /** The record of oid written with serial tid (normally in the transaction with that tid). */
   private findRevision(oid: Oid, tid: Tid): Revision | undefined {
-    return findLast(this.txnByTid.get(tid)?.records, (x) => x.oid === oid) ?? this.revisions.get(oid)?.find((x) => x.tid === tid);
+    return lastRecordOf(this.txnByTid.get(tid), oid) ?? this.revisions.get(oid)?.find((x) => x.tid === tid);
   }
 
   // ---- iteration, observation, lifecycle ---------------------------------------------------
