@@ -69,4 +69,5 @@ export * from './z5.ts';
 export * from './codecs.ts';
 export * from './methods.ts';
 export * from './info.ts';
+export * from './service.ts';
 export * from './connection.ts';
