@@ -150,6 +150,8 @@ export class MappingStorage implements IStorage {
   private pending: Pending | null = null;
   private lockOwner: unknown = null;
   private readonly waiters: Waiter[] = [];
+  /** transactions aborted between being handed the lock and their tpc_begin resuming */
+  private readonly abortedWhileStarting = new Set<unknown>();
   private readonly listeners = new Set<CommitListener>();
 
   constructor(options: MappingStorageOptions = {}) {
@@ -278,15 +280,16 @@ export class MappingStorage implements IStorage {
 
   // ---- the commit lock -------------------------------------------------------------------
 
-  private async acquire(owner: unknown): Promise<void> {
+  /** Take the commit lock now (returns null) or get a promise for it (FIFO, bounded). */
+  private acquire(owner: unknown): Promise<void> | null {
     if (this.lockOwner === null) {
       this.lockOwner = owner;
-      return;
+      return null;
     }
     if (this.waiters.length >= this.maxWaiting) {
       throw new StorageTransactionError(`${this.name}: too many transactions waiting for the commit lock (${this.maxWaiting})`);
     }
-    await new Promise<void>((resolve, reject) => this.waiters.push({ owner, resolve, reject }));
+    return new Promise<void>((resolve, reject) => this.waiters.push({ owner, resolve, reject }));
   }
 
   private release(): void {
@@ -315,9 +318,13 @@ export class MappingStorage implements IStorage {
       throw new StorageTransactionError('Duplicate tpc_begin calls for same transaction');
     }
     if (!VALID_STATUS.has(status)) throw new StorageTransactionError(`tpc_begin: invalid transaction status ${JSON.stringify(status)}`);
-    await this.acquire(txn);
+    const waiting = this.acquire(txn);
+    if (waiting !== null) await waiting;
     try {
       this.checkOpen();
+      if (this.abortedWhileStarting.delete(txn)) {
+        throw new StorageTransactionError('transaction aborted while waiting for the commit lock');
+      }
       let t: Tid;
       if (tid === undefined) {
         t = newTid(this.lastIssued > this.ltid ? this.lastIssued : this.ltid, this.clock());
@@ -475,6 +482,9 @@ export class MappingStorage implements IStorage {
     if (i >= 0) {
       const [w] = this.waiters.splice(i, 1);
       w!.reject(new StorageTransactionError('transaction aborted while waiting for the commit lock'));
+    } else if (this.lockOwner === txn) {
+      // handed the lock, but its tpc_begin has not resumed yet: it will give the lock back
+      this.abortedWhileStarting.add(txn);
     }
   }
 
@@ -597,7 +607,8 @@ export class MappingStorage implements IStorage {
     if (packtid === z64) throw new StorageError('Invalid pack time');
     if (this.revisions.size === 0) return;
     const token = Symbol('pack');
-    await this.acquire(token);
+    const waiting = this.acquire(token);
+    if (waiting !== null) await waiting;
     try {
       this.checkOpen();
       this.packNow(packtid, gc);

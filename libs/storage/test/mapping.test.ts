@@ -41,6 +41,23 @@ describe('MappingStorage commit lock', () => {
     assert.deepEqual(await s.load(z64), { data: rec('c'), tid: t });
   });
 
+  it('an abort arriving after the lock was handed over but before tpc_begin resumed frees the lock', async () => {
+    const s = new MappingStorage();
+    const a = new TransactionMetaData();
+    const b = new TransactionMetaData();
+    await s.tpc_begin(a);
+    const bBegin = s.tpc_begin(b);
+    await s.tpc_vote(a);
+    const finished = s.tpc_finish(a); // hands the lock to b synchronously
+    const aborted = s.tpc_abort(b); // before b's tpc_begin resumes
+    await finished;
+    await aborted;
+    await rejectsWith(bBegin, StorageTransactionError, 'b was aborted');
+    const c = new TransactionMetaData();
+    await s.tpc_begin(c); // the lock is free again
+    await s.tpc_abort(c);
+  });
+
   it('the wait queue is bounded (maxWaiting)', async () => {
     const s = new MappingStorage({ maxWaiting: 2 });
     const first = new TransactionMetaData();
