@@ -104,10 +104,11 @@ export class FsIndex {
   }
 
   set(oid: bigint, p: number): void {
-    if (oid < SAFE_LIMIT) {
+    if (oid < SAFE_LIMIT && oid >= 0n) {
       const n = Number(oid);
       this.setParts(Math.floor(n / TWO32), n >>> 0, p);
     } else {
+      if (oid < 0n || oid > 0xffffffffffffffffn) throw new RangeError(`oid out of range: ${oid}`);
       this.setParts(Number(oid >> 32n), Number(oid & 0xffffffffn), p);
     }
   }
@@ -171,16 +172,38 @@ export class FsIndex {
   /** All live entries sorted by oid: parallel arrays (hi, lo, pos). */
   sortedParts(): { hi: Uint32Array; lo: Uint32Array; pos: Float64Array } {
     const n = this.live;
-    const idx = new Uint32Array(n);
-    let k = 0;
     const P = this.pos;
-    for (let i = 0; i <= this.mask; i++) if (P[i]! > 0) idx[k++] = i;
     const H = this.hi;
     const L = this.lo;
-    idx.sort((a, b) => (H[a]! - H[b]!) || (L[a]! - L[b]!));
     const hi = new Uint32Array(n);
     const lo = new Uint32Array(n);
     const pos = new Float64Array(n);
+    // Fast path: every oid < 2^53 is exactly a double; sort the keys natively, then look the
+    // positions up again (no comparator calls).
+    let small = true;
+    for (let i = 0; i <= this.mask; i++) if (P[i]! > 0 && H[i]! >= 0x200000) {
+      small = false;
+      break;
+    }
+    if (small) {
+      const keys = new Float64Array(n);
+      let k = 0;
+      for (let i = 0; i <= this.mask; i++) if (P[i]! > 0) keys[k++] = H[i]! * TWO32 + L[i]!;
+      keys.sort();
+      for (let j = 0; j < n; j++) {
+        const key = keys[j]!;
+        const h = Math.floor(key / TWO32);
+        const l = key - h * TWO32;
+        hi[j] = h;
+        lo[j] = l;
+        pos[j] = this.getParts(h, l);
+      }
+      return { hi, lo, pos };
+    }
+    const idx = new Uint32Array(n);
+    let k = 0;
+    for (let i = 0; i <= this.mask; i++) if (P[i]! > 0) idx[k++] = i;
+    idx.sort((a, b) => H[a]! - H[b]! || L[a]! - L[b]!);
     for (let j = 0; j < n; j++) {
       const i = idx[j]!;
       hi[j] = H[i]!;

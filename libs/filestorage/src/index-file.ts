@@ -29,18 +29,17 @@ function encodeIntPickle(n: number): Buffer {
   return Buffer.from([...PROTO3, 0x8a, bytes.length, ...bytes, 0x2e]);
 }
 
-function bytesOp(b: Buffer): Buffer {
-  if (b.length < 256) return Buffer.concat([Buffer.from([0x43, b.length]), b]);
-  const h = Buffer.from([0x42, 0, 0, 0, 0]);
-  h.writeUInt32LE(b.length, 1);
-  return Buffer.concat([h, b]);
-}
-
 /** The complete index file for `index` covering data up to `pos`. */
 export function encodeIndexFile(pos: number, index: FsIndex): Buffer {
-  const parts: Buffer[] = [encodeIntPickle(pos)];
+  const head = encodeIntPickle(pos);
   const s = index.sortedParts();
   const n = s.hi.length;
+  // count prefixes to size the output exactly
+  let groups = 0;
+  for (let i = 0; i < n; i++) if (i === 0 || s.hi[i] !== s.hi[i - 1] || s.lo[i]! >>> 16 !== s.lo[i - 1]! >>> 16) groups++;
+  // per group: PROTO(2) + prefix op(2+6) + bucket op(<= 5) + TUPLE2 STOP(2), plus 8 per entry
+  const out = Buffer.allocUnsafe(head.length + groups * 17 + n * 8 + 4);
+  let o = head.copy(out, 0);
   let i = 0;
   while (i < n) {
     // group by the 6-byte prefix = hi (32 bits) + top 16 bits of lo
@@ -49,23 +48,47 @@ export function encodeIndexFile(pos: number, index: FsIndex): Buffer {
     let j = i;
     while (j < n && s.hi[j] === hi && s.lo[j]! >>> 16 === mid) j++;
     const count = j - i;
-    const prefix = Buffer.allocUnsafe(6);
-    prefix.writeUInt32BE(hi, 0);
-    prefix.writeUInt16BE(mid, 4);
-    const bucket = Buffer.allocUnsafe(count * 8);
+    out[o++] = 0x80;
+    out[o++] = 0x03;
+    out[o++] = 0x43;
+    out[o++] = 6;
+    out.writeUInt32BE(hi, o);
+    out.writeUInt16BE(mid, o + 4);
+    o += 6;
+    const blen = count * 8;
+    if (blen < 256) {
+      out[o++] = 0x43;
+      out[o++] = blen;
+    } else {
+      out[o++] = 0x42;
+      out.writeUInt32LE(blen, o);
+      o += 4;
+    }
     for (let k = 0; k < count; k++) {
-      bucket.writeUInt16BE(s.lo[i + k]! & 0xffff, k * 2);
+      const l = s.lo[i + k]!;
+      out[o + k * 2] = (l >>> 8) & 0xff;
+      out[o + k * 2 + 1] = l & 0xff;
+    }
+    let po = o + count * 2;
+    for (let k = 0; k < count; k++) {
       const p = s.pos[i + k]!;
       if (p >= 2 ** 48) throw new RangeError(`position ${p} does not fit the index format (2^48)`);
-      const o = count * 2 + k * 6;
-      bucket.writeUInt16BE(Math.floor(p / 2 ** 32), o);
-      bucket.writeUInt32BE(p >>> 0, o + 2);
+      const top = Math.floor(p / 2 ** 32);
+      out[po] = top >>> 8;
+      out[po + 1] = top & 0xff;
+      out.writeUInt32BE(p >>> 0, po + 2);
+      po += 6;
     }
-    parts.push(Buffer.from(PROTO3), bytesOp(prefix), bytesOp(bucket), Buffer.from([0x86, 0x2e]));
+    o = po;
+    out[o++] = 0x86;
+    out[o++] = 0x2e;
     i = j;
   }
-  parts.push(Buffer.from([...PROTO3, 0x4e, 0x2e]));
-  return Buffer.concat(parts);
+  out[o++] = 0x80;
+  out[o++] = 0x03;
+  out[o++] = 0x4e;
+  out[o++] = 0x2e;
+  return out.subarray(0, o);
 }
 
 /** Thrown when an index file cannot be decoded (the caller then rebuilds by scanning). */

@@ -159,7 +159,7 @@ class Packer {
   }
 
   /** Phase A: the index at pack time. Returns false for a redundant pack. */
-  private buildPackIndex(): boolean {
+  private async buildPackIndex(): Promise<boolean> {
     let pos = MAGIC_LEN;
     let ltid = 0n;
     let unpacked = false;
@@ -176,6 +176,7 @@ class Packer {
         else this.cur.delete(oid);
       });
       pos = h.end + 8;
+      await this.maybeYield();
     }
     this.packpos = pos;
     if (unpacked || lastHeader === null) return true;
@@ -205,11 +206,19 @@ class Packer {
     return d ? this.referencesf(d) : [];
   }
 
-  private mark(roots: bigint[]): void {
+  private steps = 0;
+
+  /** Let other work (commits, reads) run now and then during the long synchronous phases. */
+  private async maybeYield(): Promise<void> {
+    if (++this.steps % 2000 === 0) await yieldToLoop();
+  }
+
+  private async mark(roots: bigint[]): Promise<void> {
     const todo = [...roots];
     let steps = 0;
     while (todo.length) {
       if (++steps > 1e10) throw new PackError('reachability walk does not end');
+      await this.maybeYield();
       const oid = todo.pop()!;
       if (this.reachable.has(oid)) continue;
       const pos = this.cur.get(oid);
@@ -223,12 +232,12 @@ class Packer {
   }
 
   /** Phase B (gc only). */
-  private findReachable(): void {
+  private async findReachable(): Promise<void> {
     if (!this.gc) {
       this.reachable = this.cur;
       return;
     }
-    this.mark([0n]);
+    await this.mark([0n]);
     const extraRoots: Array<[Oid, number]> = [];
     let pos = this.packpos;
     let ltid = 0n;
@@ -248,8 +257,9 @@ class Packer {
         }
       });
       pos = h.end + 8;
+      await this.maybeYield();
     }
-    for (const [oid, p] of extraRoots) this.mark(this.findrefs(oid, p));
+    for (const [oid, p] of extraRoots) await this.mark(this.findrefs(oid, p));
     this.cur = new FsIndex(0);
   }
 
@@ -317,10 +327,8 @@ class Packer {
       const rtl = this.input.readPosAt(h.end, 'redundant transaction length');
       if (rtl !== h.tlen) this.fail(h.end, `redundant transaction length does not match initial transaction length: ${rtl} != ${h.tlen}`);
       pos = h.end + 8;
-      if (++n % 1000 === 0) {
-        this.log.info({ pos, packpos: this.packpos, out: this.outPos }, 'pack: copying to pack time');
-        await yieldToLoop();
-      }
+      if (++n % 1000 === 0) this.log.info({ pos, packpos: this.packpos, out: this.outPos }, 'pack: copying to pack time');
+      await this.maybeYield();
     }
   }
 
@@ -405,9 +413,9 @@ class Packer {
    * otherwise returns with the commit lock held (acquired through `lock`).
    */
   async run(lock: () => Promise<void>, unlock: () => void, committedEnd: () => number): Promise<{ size: number; index: FsIndex } | null> {
-    if (!this.buildPackIndex()) return null;
+    if (!(await this.buildPackIndex())) return null;
     this.log.info({ packpos: this.packpos, eof: this.eof }, 'pack: index at pack time built');
-    this.findReachable();
+    await this.findReachable();
     this.log.info({ reachable: this.reachable.size }, 'pack: reachability computed');
     this.outFd = openSync(this.packPath, 'w+');
     this.out = new FileReader(this.outFd, this.packPath);
