@@ -73,6 +73,7 @@ export const CONFORMANCE_TEST_IDS = [
   'tpc-order',
   'commit-lock',
   'commit-lock-fifo',
+  'abort-waiting',
   'read-only',
   'delete',
   'restore',
@@ -245,11 +246,12 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
   interface TestOpts {
     needs?: false | string;
     todo?: string;
+    timeout?: number;
   }
 
   const test = (id: (typeof CONFORMANCE_TEST_IDS)[number], title: string, body: Body, o: TestOpts = {}) => {
     const skipMsg = skip.has(id) ? `skipped by options.skip for ${name}` : o.needs ? o.needs : false;
-    it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout }, async () => {
+    it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout: o.timeout ?? timeout }, async () => {
       let s: IStorage = await factory.create();
       try {
         const replaced = await body(s);
@@ -591,6 +593,26 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.deepEqual((await s.load(z64)).data, rec(String(n)), 'every increment is kept');
       assert.equal((await s.history(z64, 100)).length, n + 1);
     });
+
+    test('abort-waiting', 'tpc_abort of a transaction still waiting in tpc_begin does not leak the commit lock', async (s) => {
+      const a = new TransactionMetaData('', 'A');
+      const b = new TransactionMetaData('', 'B');
+      await s.tpc_begin(a);
+      const bBegin = s.tpc_begin(b).then(
+        () => 'begun',
+        (e: unknown) => e,
+      );
+      await turns(5);
+      await s.tpc_abort(b);
+      await s.store(z64, z64, rec('a'), a);
+      await s.tpc_vote(a);
+      const ta = await s.tpc_finish(a);
+      const outcome = await bBegin;
+      if (outcome === 'begun') await s.tpc_abort(b); // a storage may let it begin; it must still abort cleanly
+      else assert.ok(outcome instanceof StorageTransactionError, `tpc_begin of an aborted waiter: ${String(outcome)}`);
+      const tc = await commit(s, [{ oid: z64, serial: ta, data: rec('c') }]);
+      assert.deepEqual(await s.load(z64), { data: rec('c'), tid: tc });
+    }, { timeout: Math.min(timeout, 10_000) });
 
     it(`read-only: writes on a read-only storage raise ReadOnlyError (filestorage §16 #29; ZODB ReadOnlyError)`, {
       skip: skip.has('read-only') ? `skipped by options.skip for ${name}` : factory.createReadOnly ? false : `${name} has no read-only factory`,
