@@ -723,8 +723,8 @@ export class RpcConnection extends EventEmitter {
       );
       return undefined;
     }
-    if (result instanceof Promise) {
-      return result.then(
+    if (result instanceof Promise || (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function')) {
+      return Promise.resolve(result as PromiseLike<WireValue | undefined | void>).then(
         (v) => this.callSucceeded(msg, oneWay, v as WireValue | undefined),
         (e) => this.callFailed(msg, oneWay, e),
       );
