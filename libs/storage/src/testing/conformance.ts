@@ -975,8 +975,13 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.deepEqual(seen, [[t1, [z64, 1n]]], 'listener ran before tpc_finish resolved');
       const t2 = await commit(s, [{ oid: 1n, serial: t1, data: rec('b') }]);
       assert.deepEqual(seen, [[t1, [z64, 1n]], [t2, [1n]]]);
+      if (undo) {
+        const [u] = await undoTxn(s, undoId(t2));
+        assert.deepEqual(seen[2], [u, [1n]], 'undo transactions notify their oids too');
+        seen.pop();
+      }
       off();
-      await commit(s, [{ oid: 1n, serial: t2, data: rec('c') }]);
+      await commit(s, [{ oid: 1n, serial: await s.getTid(1n), data: rec('c') }]);
       assert.equal(seen.length, 2, 'unsubscribed listener is not called');
     });
 
