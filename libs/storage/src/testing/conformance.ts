@@ -699,7 +699,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       await s.tpc_begin(txn, tidAt(5));
       await failsAtCallOrVote(s, txn, () => s.restore(1n, tidAt(5), rec('x'), tidAt(4), txn), UndoError, 'restore with a missing prevTxn');
       assert.equal(s.lastTransaction(), z64);
-    }, );
+    });
 
     test('undo-log', 'undoLog/undoInfo: newest first, base64 ids, first/last, filters (filestorage §16 #37, §10.1)', async (s) => {
       const t0 = await commit(s, [{ oid: z64, serial: z64, data: rec('0') }], { user: 'alice', description: 'zero' });
