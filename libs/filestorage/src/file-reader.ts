@@ -409,7 +409,11 @@ export class FileReader {
       if (DATA_HDR_LEN + plen <= avail) {
         data = Buffer.allocUnsafe(plen);
         data.set(b.subarray(off + DATA_HDR_LEN, off + DATA_HDR_LEN + plen));
-      } else data = this.readExact(pos + DATA_HDR_LEN, plen, 'record data');
+      } else {
+        const size = this.size();
+        if (pos + DATA_HDR_LEN + plen > size) throw new CorruptedDataError(this.name, pos, `data length ${plen} runs past the end of the file (${size})`);
+        data = this.readExact(pos + DATA_HDR_LEN, plen, 'record data');
+      }
       return { oid, tid, prev, tloc, vlen, plen, pos, data, back: 0, next: pos + DATA_HDR_LEN + plen };
     }
     const back = avail >= BACKPOINTER_RECORD_LEN ? this.posIn(b, off + DATA_HDR_LEN, pos) : this.readPosAt(pos + DATA_HDR_LEN, 'backpointer');

@@ -193,6 +193,7 @@ export class FileStorage implements IStorage {
     this.log = (options.logger ?? defaultLogger()).child({ storage: this.name });
     this.now = options.now ?? (() => Date.now() / 1000);
     this.commitLock = new CommitLock(options.maxCommitWaiters ?? 10000);
+    if (options.stop !== undefined && !this.readOnly) throw new StorageError('the stop option requires readOnly (time travel never writes)');
     if (this.readOnly) {
       if (options.create) throw new ReadOnlyError('cannot create a storage read-only');
       this.fd = openSync(path, 'r');
@@ -252,7 +253,9 @@ export class FileStorage implements IStorage {
     let start = MAGIC_LEN;
     let ltid = 0n;
     let fromSaved = false;
-    const saved = this.loadSavedIndex(size);
+    // with `stop` the saved index is not used: it could include transactions after `stop`
+    // (Python uses it anyway, making time travel unreliable: spec §15 quirk 21)
+    const saved = this.options.stop === undefined ? this.loadSavedIndex(size) : null;
     if (saved) {
       this.index = saved.index;
       start = saved.pos;
@@ -851,15 +854,26 @@ export class FileStorage implements IStorage {
   async undoInfo(first = 0, last = -20, specification?: Record<string, Buffer | string>): Promise<FileUndoLogEntry[]> {
     if (!specification) return this.undoLog(first, last);
     const spec = Object.entries(specification);
-    return this.undoLog(first, last, (e) =>
-      spec.every(([k, v]) => {
-        const have = (e as unknown as Record<string, unknown>)[k];
-        const want = typeof v === 'string' ? Buffer.from(v) : v;
-        if (Buffer.isBuffer(have)) return have.equals(want);
-        if (typeof have === 'string') return Buffer.from(have).equals(want);
-        return false;
-      }),
-    );
+    const { decodeExtension } = await import('@zeo-ts/pickle');
+    const same = (have: unknown, v: Buffer | string): boolean => {
+      const want = typeof v === 'string' ? Buffer.from(v) : v;
+      if (Buffer.isBuffer(have)) return have.equals(want);
+      if (typeof have === 'string') return Buffer.from(have).equals(want);
+      return false;
+    };
+    return this.undoLog(first, last, (e) => {
+      // Python's entry: the fixed keys, then the extension dict's keys (which override)
+      let ext: Record<string, unknown> = {};
+      if (e.extension.length) {
+        try {
+          ext = decodeExtension(e.extension);
+        } catch {
+          ext = {};
+        }
+      }
+      const base: Record<string, unknown> = { id: e.id, user_name: e.user_name, description: e.description };
+      return spec.every(([k, v]) => same(k in ext ? ext[k] : base[k], v));
+    });
   }
 
   async undo(transactionId: Buffer, txn: TransactionMetaData): Promise<Oid[]> {

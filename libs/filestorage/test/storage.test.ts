@@ -331,3 +331,29 @@ test('store of empty data and reads on a closed storage fail clearly', async () 
   await fs.close();
   await assert.rejects(fs.load(0n), /closed/);
 });
+
+test('read-only stop: the open scan ends before the first tid >= stop (spec §8.1 time travel)', { skip }, async () => {
+  const fs = new FileStorage(V('Data.fs'), { readOnly: true, stop: 0x03f58e0300000000n });
+  assert.equal(fs.getSize(), 1210);
+  assert.equal(toHex(fs.lastTransaction()), '03f58e0203333333');
+  assert.equal(toHex((await fs.load(1n)).tid), '03f58e0203333333');
+  await fs.close();
+});
+
+test('undoInfo matches extension keys like Python (extension dict merged into the entry)', { skip }, async () => {
+  const fs = new FileStorage(V('Data.fs'), { readOnly: true });
+  const hits = await fs.undoInfo(0, 100, { app: 'vectors' });
+  assert.deepEqual(hits.map((e) => toHex(e.tid)), ['03f58e0102222222']);
+  assert.deepEqual((await fs.undoInfo(0, 100, { user_name: 'bob' })).length, 2);
+  await fs.close();
+});
+
+test('a corrupt data length is reported, not allocated', { skip }, async () => {
+  const p = copyVector('Data.fs', true);
+  const b = readFileSync(p);
+  b.writeUInt32BE(0x100000, 2174 + 34); // root's current record: plen high word -> 2^52-ish
+  writeFileSync(p, b);
+  const fs = new FileStorage(p, { readOnly: true });
+  await assert.rejects(fs.load(0n), (e: unknown) => e instanceof CorruptedError && /at 2174/.test(e.message));
+  await fs.close();
+});
