@@ -63,6 +63,7 @@ export const CONFORMANCE_TEST_IDS = [
   'abort',
   'uncommitted-invisible',
   'load-before',
+  'mvcc-snapshot',
   'load-serial',
   'history',
   'extension',
@@ -290,6 +291,10 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
         assert.ok(seen[i]! > z64, 'new_oid returned z64');
         if (i > 0) assert.ok(seen[i]! > seen[i - 1]!, `new_oid not increasing: ${seen[i - 1]} then ${seen[i]}`);
       }
+      const together = await Promise.all(Array.from({ length: 50 }, () => s.new_oid()));
+      assert.equal(new Set(together).size, 50, 'concurrent new_oid calls return distinct oids');
+      for (const o of together) assert.ok(o > seen[seen.length - 1]!, 'and all above the earlier ones');
+      seen.push(...[...together].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
       const last = seen[seen.length - 1]!;
       await commit(s, [
         { oid: z64, serial: z64, data: ROOT_RECORD },
@@ -387,6 +392,26 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.deepEqual(await s.loadBefore(z64, t3), { data: rec('v2'), start: t2, end: t3 });
       assert.deepEqual(await s.loadBefore(z64, maxtid), { data: rec('v3'), start: t3, end: null });
       await rejectsWith(s.loadBefore(0x4242n, maxtid), POSKeyError, 'loadBefore of an unknown oid');
+    });
+
+    test('mvcc-snapshot', 'loadBefore(oid, snapshot+1) keeps answering the snapshot state while others commit (MVCC)', async (s) => {
+      const oids = [z64, 1n, 2n, 3n];
+      let tid = await commit(s, oids.map((oid) => ({ oid, serial: z64, data: rec(`0-${oid}`) })));
+      const snapshot = tid;
+      const expected = new Map(oids.map((oid) => [oid, rec(`0-${oid}`)]));
+      for (let round = 1; round <= 10; round++) {
+        const changed = oids.filter((oid) => Number(oid) % 2 === round % 2 || oid === z64);
+        const serials = await Promise.all(changed.map((oid) => s.getTid(oid)));
+        tid = await commit(s, changed.map((oid, i) => ({ oid, serial: serials[i]!, data: rec(`${round}-${oid}`) })));
+        for (const oid of oids) {
+          const r = await s.loadBefore(oid, snapshot + 1n);
+          assert.ok(r !== null);
+          assert.deepEqual(r.data, expected.get(oid), `snapshot view of ${oid} after round ${round}`);
+          assert.equal(r.start, snapshot);
+          assert.ok(r.end === null || r.end > snapshot);
+        }
+      }
+      assert.equal(s.lastTransaction(), tid);
     });
 
     test('load-serial', 'loadSerial returns exactly one revision or POSKeyError (filestorage §16 #23)', async (s) => {
