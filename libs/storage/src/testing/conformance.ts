@@ -38,6 +38,11 @@ export interface ConformanceFactory {
   createReadOnly?(): Promise<IStorage>;
   /** remove what create()/reopen() left behind; called after close */
   destroy?(s: IStorage): Promise<void>;
+  /**
+   * another client of the same storage as `first` (e.g. a second ClientStorage connected to the
+   * same server); the suite closes it before `first`. Enables the `shared-*` tests.
+   */
+  connect?(first: IStorage): Promise<IStorage>;
 }
 
 export interface ConformanceOptions {
@@ -93,6 +98,9 @@ export const CONFORMANCE_TEST_IDS = [
   'on-commit',
   'persistent',
   'copy',
+  'shared-invalidation',
+  'shared-conflict',
+  'shared-new-oid',
 ] as const;
 
 // ---- helpers (exported for storage-specific tests) ------------------------------------------
@@ -265,6 +273,22 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
   };
   const needUndo = undo ? false : `${name} does not support undo`;
   const needPack = pack ? false : `${name} does not support pack`;
+
+  /** Run body with a second client of the same storage. */
+  const shared = (id: (typeof CONFORMANCE_TEST_IDS)[number], title: string, body: (a: IStorage, b: IStorage) => Promise<void>) =>
+    test(
+      id,
+      title,
+      async (a) => {
+        const b = await factory.connect!(a);
+        try {
+          await body(a, b);
+        } finally {
+          if (b !== a) await b.close().catch(() => undefined);
+        }
+      },
+      { needs: factory.connect ? false : `${name} has no second-client factory (connect)` },
+    );
 
   describe(`storage conformance: ${name}`, () => {
     test('empty', 'a new storage is empty (filestorage §16 #17; IStorage facts)', async (s) => {
@@ -1030,6 +1054,48 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.ok(t3 > t2);
       return r;
     }, { needs: persistent && factory.reopen ? false : `${name} is not persistent` });
+
+    shared('shared-invalidation', 'a commit through one client reaches the other: onCommit (invalidation), load, loadBefore', async (a, b) => {
+      const t1 = await commit(a, [{ oid: z64, serial: z64, data: rec('r1') }, { oid: 1n, serial: z64, data: rec('one') }]);
+      let notify!: (v: [Tid, Oid[]]) => void;
+      const notified = new Promise<[Tid, Oid[]]>((r) => (notify = r));
+      const off = b.onCommit((tid, oids) => {
+        if (tid !== t1) notify([tid, [...oids].sort()]);
+      });
+      try {
+        await b.load(1n).catch(() => undefined); // b may cache it now
+        const t2 = await commit(a, [{ oid: 1n, serial: t1, data: rec('two') }]);
+        const [tid, oids] = await notified; // waits for the event (bounded by the test timeout)
+        assert.equal(tid, t2);
+        assert.deepEqual(oids, [1n]);
+        assert.deepEqual(await b.load(1n), { data: rec('two'), tid: t2 });
+        assert.deepEqual(await b.loadBefore(1n, t2), { data: rec('one'), start: t1, end: t2 });
+        assert.ok(b.lastTransaction() >= t2);
+      } finally {
+        off();
+      }
+    });
+
+    shared('shared-conflict', 'two clients storing from the same serial: the second gets ConflictError', async (a, b) => {
+      const t1 = await commit(a, [{ oid: z64, serial: z64, data: rec('r1') }]);
+      const ta = new TransactionMetaData('', 'A');
+      await a.tpc_begin(ta);
+      await a.store(z64, t1, rec('from a'), ta);
+      await a.tpc_vote(ta);
+      const t2 = await a.tpc_finish(ta);
+      const tb = new TransactionMetaData('', 'B');
+      await b.tpc_begin(tb);
+      const err = await failsAtCallOrVote(b, tb, () => b.store(z64, t1, rec('from b'), tb), ConflictError, 'second client store');
+      assert.equal(err.oid, z64);
+      assert.deepEqual(err.serials, [t2, t1]);
+      assert.deepEqual(await b.load(z64), { data: rec('from a'), tid: t2 });
+    });
+
+    shared('shared-new-oid', 'oids from two clients never collide', async (a, b) => {
+      const got = await Promise.all([...Array.from({ length: 20 }, () => a.new_oid()), ...Array.from({ length: 20 }, () => b.new_oid())]);
+      assert.equal(new Set(got).size, got.length);
+      for (const o of got) assert.ok(o > z64);
+    });
 
     test('copy', 'copyTransactionsFrom reproduces transactions, statuses and backpointers (filestorage §16 #49, §10.4)', async (s) => {
       const src = new MappingStorage({ name: 'copy-source' });
