@@ -17,3 +17,4 @@ export { StorageStats, ctime, statusMap, pythonJson, monitorReport } from './sta
 export { PyBuiltinError, OidKeyError, TxnMismatchError, ProtocolViolation } from './errors.ts';
 export { PyFloat, PyListValue, pyFloat, pyList } from './values.ts';
 export { serve, toWire, loadTrustAnchors, type ServeOptions, type Listener, type ListenAddress, type TlsOptions } from './net.ts';
+export { serveMonitor } from './monitor.ts';

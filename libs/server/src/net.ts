@@ -234,7 +234,7 @@ export async function serve(server: StorageServer, options: ServeOptions): Promi
       resolve();
     };
     if ('path' in options.address) netServer.listen(options.address.path, done);
-    else netServer.listen(options.address.port, options.address.host, done);
+    else netServer.listen(options.address.port, options.address.host || undefined, done);
   });
   netServer.on('error', (err) => log.error({ err }, 'listener error'));
 
@@ -245,7 +245,7 @@ export async function serve(server: StorageServer, options: ServeOptions): Promi
     const a = netServer.address() as net.AddressInfo;
     bound = { host: options.address.host, port: a.port };
   }
-  log.info(`listening on ${'path' in bound ? bound.path : `('${bound.host}', ${bound.port})`}`);
+  log.info({ address: bound }, `listening on ${'path' in bound ? bound.path : `('${bound.host}', ${bound.port})`}`);
 
   let closing: Promise<void> | null = null;
   return {

@@ -30,6 +30,7 @@ import {
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
 import { resolveLengthConflict } from './resolve.ts';
+import { decodeExtension, encodeExtension, getPickleMetadata } from '@zeo-ts/pickle';
 import type { LockClient } from './lock.ts';
 import type { StorageEntry, StorageServer } from './server.ts';
 import {
@@ -1067,16 +1068,10 @@ function toWireError(err: unknown): Error {
   return new StorageError(String(err));
 }
 
-let pickleMod: { getPickleMetadata?: (d: Uint8Array) => { module: string; name: string }; decodeExtension?: (e: Uint8Array) => Record<string, unknown>; encodeExtension?: (e: Record<string, unknown>) => Buffer } | null = null;
-/** @internal the pickle helpers are optional at runtime (used for class names and extensions) */
-export function setPickleHelpers(m: typeof pickleMod): void {
-  pickleMod = m;
-}
-
 function className(data: Buffer): string | undefined {
   try {
-    const m = pickleMod?.getPickleMetadata?.(data);
-    return m ? `${m.module}.${m.name}` : undefined;
+    const m = getPickleMetadata(data);
+    return `${m.module}.${m.name}`;
   } catch {
     return undefined;
   }
@@ -1085,7 +1080,7 @@ function className(data: Buffer): string | undefined {
 function decodeExt(ext: Buffer): Record<string, unknown> {
   if (ext.length === 0) return {};
   try {
-    return pickleMod?.decodeExtension?.(ext) ?? {};
+    return decodeExtension(ext);
   } catch {
     return {};
   }
@@ -1100,8 +1095,7 @@ function encodeExt(ext: unknown): Buffer {
   if (ext === null || ext === undefined) return Buffer.alloc(0);
   const obj: Record<string, unknown> = ext instanceof Map ? Object.fromEntries(ext) : (ext as Record<string, unknown>);
   if (typeof obj !== 'object' || Object.keys(obj).length === 0) return Buffer.alloc(0);
-  if (pickleMod?.encodeExtension) return pickleMod.encodeExtension(obj);
-  throw new StorageError('transaction extensions are not supported by this server build');
+  return encodeExtension(obj);
 }
 
 function undoMap(x: { id: Buffer; time: number; user_name: Buffer; description: Buffer; extension: Buffer } & { size?: number }): Record<string, unknown> {
