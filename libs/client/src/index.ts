@@ -1,1 +1,20 @@
-export {};
+/**
+ * @zeo-ts/client — the ZEO ClientStorage (zeo5-protocol §4–§12, client-cache §7–§8).
+ *
+ *   const s = await ClientStorage.open({ addresses: [{ host: '127.0.0.1', port: 8100 }], cachePath: 'c.zec' });
+ *   const { data, tid } = await s.load(0n);
+ *   s.onCommit((tid, oids) => ...);          // own commits and other clients' invalidations
+ *   await s.prefetch([1n, 2n, 3n]);          // pipelined loadBefore
+ *   await s.close();
+ *
+ * Or from configuration: `await openClientFromConfig('<zeoclient>\n server 8100\n</zeoclient>\n')`.
+ */
+export {
+  ClientStorage,
+  type ClientStorageOptions,
+  type ClientTlsOptions,
+  type ConflictResolver,
+  type ConflictInfoForResolver,
+} from './client-storage.ts';
+export { normalizeAddress, normalizeAddresses, addressRepr, addressListRepr, type ServerAddress, type AddressLike } from './address.ts';
+export { storageOptionsFromConfig, openClientFromConfig } from './config.ts';
