@@ -84,6 +84,8 @@ export interface FileStorageOptions {
   referencesf?: (data: Buffer) => bigint[];
   /** bytes of committed data kept in the read block cache (default 64 MiB; 0 disables) */
   cacheSize?: number;
+  /** block size of the read cache, a power of two (default 4096) */
+  cacheBlockSize?: number;
   /** maximum number of tpc_begin calls waiting for the commit lock (default 10000) */
   maxCommitWaiters?: number;
 }
@@ -224,7 +226,7 @@ export class FileStorage implements IStorage {
   private makeReader(): FileReader {
     const r = new FileReader(this.fd, this.path);
     const size = this.options.cacheSize ?? 64 * 1024 * 1024;
-    if (size > 0) r.useCache(new BlockCache(size), () => this.pos);
+    if (size > 0) r.useCache(new BlockCache(size, this.options.cacheBlockSize ?? 4096), () => this.pos);
     return r;
   }
 
