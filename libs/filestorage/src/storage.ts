@@ -41,6 +41,7 @@ import {
   DATA_HDR_LEN,
   MAGIC_FS30,
   MAGIC_LEN,
+  RecordFormatError,
   STATUS_CHECKPOINT,
   STATUS_COMMITTED,
   STATUS_PACKED,
@@ -56,6 +57,8 @@ import {
   readPos,
   tidToUndoId,
   undoIdToTid,
+  type DataHeader,
+  type TxnHeader,
 } from './format.ts';
 import { FsIndex } from './fsindex.ts';
 import { decodeIndexFile, encodeIndexFile } from './index-file.ts';
@@ -361,7 +364,14 @@ export class FileStorage implements IStorage {
         this.truncateTail(pos, size, false, `${this.name} truncated at ${pos}`);
         break;
       }
-      const h = decodeTxnHeader(hbuf, 0);
+      let h: TxnHeader;
+      try {
+        h = decodeTxnHeader(hbuf, 0);
+      } catch (e) {
+        if (!(e instanceof RecordFormatError)) throw e;
+        // a length beyond any file: the same as a transaction running past the end
+        h = { tid: hbuf.readBigUInt64BE(0), tlen: Number.MAX_SAFE_INTEGER, status: String.fromCharCode(hbuf[16]!), ulen: 0, dlen: 0, elen: 0 };
+      }
       if (h.tid <= ltid) this.log.warn(`${this.name} time-stamp reduction at ${pos}`);
       ltid = h.tid;
       const hlen = TRANS_HDR_LEN + h.ulen + h.dlen + h.elen;
@@ -394,7 +404,13 @@ export class FileStorage implements IStorage {
       while (rpos < end) {
         const b = chunk.get(rpos, DATA_HDR_LEN);
         if (!b) throw new CorruptedTransactionError(this.path, rpos, `${this.name} data record exceeds transaction record`);
-        const dh = decodeDataHeader(b.buf, b.off);
+        let dh: DataHeader;
+        try {
+          dh = decodeDataHeader(b.buf, b.off);
+        } catch (e) {
+          if (!(e instanceof RecordFormatError)) throw e;
+          throw new CorruptedTransactionError(this.path, rpos, `${this.name} data record exceeds transaction record (${e.message})`);
+        }
         const rlen = dh.plen > 0 ? DATA_HDR_LEN + dh.plen : BACKPOINTER_RECORD_LEN;
         if (rpos + rlen > end || dh.tloc !== pos) throw new CorruptedTransactionError(this.path, rpos, `${this.name} data record exceeds transaction record`);
         if (dh.vlen !== 0) throw new CorruptedDataError(this.path, rpos, 'non-zero version length; versions aren\'t supported');
