@@ -311,7 +311,7 @@ export class ClientStorage implements IStorage {
    * false) wait up to `waitTimeout` seconds for a verified connection; ClientDisconnected after.
    */
   static async open(options: ClientStorageOptions): Promise<ClientStorage> {
-    const cache = options.cache ?? (await ClientCache.open(options.cachePath ?? null, { size: options.cacheSize ?? 20 * 1024 * 1024 }));
+    const cache = options.cache ?? (await ClientCache.open(options.cachePath ?? null, { size: options.cacheSize ?? 20 * 1024 * 1024, logger: (options.logger ?? getDefaultLogger()).child({ name: 'ZEO.cache' }) }));
     const s = new ClientStorage(options, cache);
     s.start();
     if (options.wait ?? true) {
@@ -344,7 +344,7 @@ export class ClientStorage implements IStorage {
 
   /** Wait until connected; ClientDisconnected after `timeoutSeconds`. */
   async waitConnected(timeoutSeconds = this.opts.waitTimeout): Promise<void> {
-    await this.activeConn(timeoutSeconds);
+    await this.activeConn(timeoutSeconds, true);
   }
 
   /** Listen for connection state changes (true: connected and verified). Returns an unsubscribe function. */
@@ -680,10 +680,10 @@ export class ClientStorage implements IStorage {
   }
 
   /** The active connection, waiting up to `timeoutSeconds` for one. */
-  private activeConn(timeoutSeconds = this.opts.waitTimeout): Promise<ServerConn> {
+  private activeConn(timeoutSeconds = this.opts.waitTimeout, explicitWait = false): Promise<ServerConn> {
     if (this.active) return Promise.resolve(this.active);
     if (this.closing) return Promise.reject(new ClientDisconnected(`${this.displayName} is closed`));
-    if (!(timeoutSeconds > 0)) {
+    if (!(timeoutSeconds > 0) || (!explicitWait && !this.everConnected && this.opts.wait === false)) {
       return Promise.reject(new ClientDisconnected(this.everConnected ? `${this.displayName} disconnected` : `${this.displayName} never connected`));
     }
     if (this.connectWaiters.length >= MAX_WAITERS) return Promise.reject(new ClientDisconnected('too many callers waiting for a connection'));
