@@ -452,7 +452,7 @@ export class ClientStorage implements IStorage {
           resolve(sock);
         });
       } else {
-        sock = 'path' in address ? net.connect(address.path) : net.connect(address.port, address.host);
+        sock = 'path' in address ? net.connect({ path: address.path }) : net.connect(address.port, address.host);
         sock.once('connect', () => {
           sock.off('error', onError);
           resolve(sock);

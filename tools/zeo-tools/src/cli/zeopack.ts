@@ -1,0 +1,3 @@
+import { zeopackMain } from '../zeopack.ts';
+
+process.exitCode = await zeopackMain(process.argv.slice(2));
