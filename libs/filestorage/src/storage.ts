@@ -903,11 +903,13 @@ export class FileStorage implements IStorage {
     // snapshot so a failed undo leaves nothing behind
     const snap = { chunks: a.chunks.length, len: a.len, tindex: new Map(a.tindex), pending: new Map(a.pending), maxOid: this.maxOid };
     const errors = new Map<Oid, UndoError>();
-    const written: Oid[] = [];
+    const written = new Set<Oid>();
     for (const r of this.reader.records(t)) {
       const o = r.oid;
       try {
-        const tp = a.tindex.get(o) ?? 0;
+        // records written earlier in *this* undo call are not consulted (Python merges them
+        // into the transaction's index only after the whole undone transaction is processed)
+        const tp = snap.tindex.get(o) ?? 0;
         const ip = this.index.get(o);
         const cur = tp || ip;
         let copy = true;
@@ -915,7 +917,7 @@ export class FileStorage implements IStorage {
           let cptr: number;
           let cdata: Buffer | null;
           if (tp) {
-            const p = a.pending.get(o)!;
+            const p = snap.pending.get(o)!;
             if (p.data) {
               cptr = p.pos;
               cdata = p.data;
@@ -952,7 +954,7 @@ export class FileStorage implements IStorage {
         else if (copy) this.addRecord(a, o, a.tid, ip, null, r.prev, false);
         else throw new UndoError('Some data were modified by a later transaction', o);
         errors.delete(o);
-        written.push(o);
+        written.add(o);
       } catch (e) {
         if (!(e instanceof UndoError)) throw e;
         errors.set(o, e);
@@ -964,11 +966,10 @@ export class FileStorage implements IStorage {
       a.tindex = snap.tindex;
       a.pending = snap.pending;
       this.maxOid = snap.maxOid;
-      const list = [...errors.values()];
-      if (list.length === 1) throw list[0]!;
-      throw new MultipleUndoErrors(list);
+      // Python raises MultipleUndoErrors even for a single failed oid
+      throw new MultipleUndoErrors([...errors.values()]);
     }
-    return written;
+    return [...written];
   }
 
   // ---- pack ------------------------------------------------------------------------------
