@@ -147,3 +147,34 @@ function reprInner(v: unknown, depth: number): string {
 export class PyOpaque {
   constructor(readonly value: unknown) {}
 }
+
+const KEY_ORDER: unique symbol = Symbol('zeo-ts.wire.keyOrder');
+
+/**
+ * Remember the wire order of a decoded map's keys when JavaScript would enumerate them
+ * differently (integer-like keys such as "2", "1" come first in ascending order in JS objects).
+ * Used by the decoders; returns the map.
+ */
+export function setKeyOrder(m: WireMap, wireOrder: string[]): WireMap {
+  const js = Object.keys(m);
+  if (js.length === wireOrder.length && js.some((k, i) => k !== wireOrder[i])) {
+    Object.defineProperty(m, KEY_ORDER, { value: wireOrder, enumerable: false, configurable: true });
+  }
+  return m;
+}
+
+/** A map's keys in the order they had on the wire (or JS order for maps built locally). */
+export function mapKeys(m: WireMap): string[] {
+  const order = (m as Record<symbol, string[] | undefined>)[KEY_ORDER];
+  const js = Object.keys(m);
+  if (order && order.length === js.length && order.every((k) => Object.hasOwn(m, k))) return order;
+  return js;
+}
+
+/**
+ * A Map of a wire map's entries in wire order — e.g. to pickle a transaction extension with
+ * Python's key order (@zeo-ts/pickle's encodeExtension accepts a Map).
+ */
+export function toOrderedMap(m: WireMap): Map<string, WireValue> {
+  return new Map(mapKeys(m).map((k) => [k, m[k]!] as [string, WireValue]));
+}

@@ -15,7 +15,7 @@ import {
 } from '@zeo-ts/pickle';
 import { ProtocolError } from './errors.ts';
 import { messageFromTuple, type Message, type MessageCodec } from './message.ts';
-import { PyFloat, PyOpaque, isPyList, isWireMap, pyList, shortRepr, type WireValue } from './values.ts';
+import { PyFloat, PyOpaque, isPyList, isWireMap, mapKeys, pyList, setKeyOrder, shortRepr, type WireValue } from './values.ts';
 
 /** Modules whose globals a Z5 message may name (the reference server's list, §7.3). */
 export const Z5_SAFE_MODULES: readonly string[] = ['ZopeUndo.Prefix', 'zodbpickle', 'builtins', 'copy_reg', '__builtin__'];
@@ -52,7 +52,7 @@ function toPickle(v: unknown, depth: number): unknown {
       }
       if (isWireMap(v)) {
         const m = new Map<unknown, unknown>();
-        for (const k of Object.keys(v)) m.set(k, toPickle(v[k], depth + 1));
+        for (const k of mapKeys(v)) m.set(k, toPickle(v[k], depth + 1));
         return m;
       }
       throw new TypeError(`cannot encode ${Object.prototype.toString.call(v)} in a ZEO message`);
@@ -83,12 +83,14 @@ function fromPickle(v: unknown, depth: number): WireValue {
       if (Array.isArray(v)) return pyList(v.map((x) => fromPickle(x, depth + 1)));
       if (v instanceof Map) {
         const out: Record<string, WireValue> = {};
+        const order: string[] = [];
         for (const [k, x] of v) {
           if (typeof k !== 'string') throw new ProtocolError(`Z5 dict key is not a str: ${shortRepr(k)}`);
           if (k === '__proto__') throw new ProtocolError('Z5 dict key __proto__ is not allowed');
           out[k] = fromPickle(x, depth + 1);
+          order.push(k);
         }
-        return out;
+        return setKeyOrder(out, order);
       }
       if (v instanceof PyObject || v instanceof PyGlobal) return new PyOpaque(v);
       throw new ProtocolError(`Z5 value of unsupported type ${Object.prototype.toString.call(v)}`);

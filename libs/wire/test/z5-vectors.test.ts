@@ -126,3 +126,16 @@ test('zeo5 §7.3: globals outside the allowlist are protocol errors; allowed one
   assert.throws(() => new Z5Codec().decode(pickleValue({ a: 1 })), ProtocolError);
   assert.throws(() => new Z5Codec().decode(Buffer.from('8003', 'hex')), ProtocolError);
 });
+
+test('zeo5 §7.2 dict order: Z5 keeps the wire order of integer-like keys (transaction extensions stay byte-identical)', async () => {
+  const { toOrderedMap, mapKeys } = await import('../src/index.ts');
+  // (0, True, 'tpc_begin', (1, b'', b'', {'2': 1, '1': 2, 'a': 3}, None, ' ')) as ZEO's fast pickler writes it
+  const hex = '8003284b008858090000007470635f626567696e284b01430043007d285801000000324b015801000000314b025801000000614b03754e58010000002074742e';
+  const c = new Z5Codec();
+  const m = c.decode(Buffer.from(hex, 'hex'));
+  const ext = (m.args as Record<string, unknown>[])[3]!;
+  assert.deepEqual(Object.keys(ext), ['1', '2', 'a']); // JavaScript's own order
+  assert.deepEqual(mapKeys(ext as never), ['2', '1', 'a']); // the wire order, remembered
+  assert.deepEqual([...toOrderedMap(ext as never).keys()], ['2', '1', 'a']);
+  assert.equal(c.encode(m).toString('hex'), hex);
+});
