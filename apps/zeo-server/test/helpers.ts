@@ -17,8 +17,8 @@ export interface Runzeo {
   stdout: () => string;
   /** resolves with the exit code */
   exited: Promise<number | null>;
-  /** wait for a log record whose msg matches */
-  waitLog: (rx: RegExp) => Promise<Record<string, unknown>>;
+  /** wait for a log record whose msg matches (and whose logger name is `name`, if given) */
+  waitLog: (rx: RegExp, name?: string) => Promise<Record<string, unknown>>;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
@@ -36,7 +36,8 @@ export function startRunzeo(args: string[], opts: { cwd: string; env?: NodeJS.Pr
   let out = '';
   let partial = '';
   const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ rx: RegExp; resolve: (r: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{ rx: RegExp; name?: string; resolve: (r: Record<string, unknown>) => void }> = [];
+  const matches = (w: { rx: RegExp; name?: string }, rec: Record<string, unknown>) => w.rx.test(String(rec.msg)) && (w.name === undefined || rec.name === w.name);
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
@@ -53,7 +54,7 @@ export function startRunzeo(args: string[], opts: { cwd: string; env?: NodeJS.Pr
       }
       lines.push(rec);
       for (let k = 0; k < waiters.length; k++) {
-        if (waiters[k]!.rx.test(String(rec.msg))) {
+        if (matches(waiters[k]!, rec)) {
           waiters[k]!.resolve(rec);
           waiters.splice(k--, 1);
         }
@@ -61,11 +62,11 @@ export function startRunzeo(args: string[], opts: { cwd: string; env?: NodeJS.Pr
     }
   });
   const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
-  const waitLog = (rx: RegExp) => {
-    const found = lines.find((l) => rx.test(String(l.msg)));
+  const waitLog = (rx: RegExp, name?: string) => {
+    const found = lines.find((l) => matches({ rx, name }, l));
     if (found) return Promise.resolve(found);
     return new Promise<Record<string, unknown>>((res, rej) => {
-      waiters.push({ rx, resolve: res });
+      waiters.push({ rx, name, resolve: res });
       void exited.then((code) => rej(new Error(`runzeo exited (${code}) before logging ${rx}:\n${err}`)));
     });
   };
