@@ -432,3 +432,44 @@ test('counter workload: 6 clients x 15 increments with ccr retries lose no updat
   }
   await server.close();
 });
+
+test('loads racing commits: no current-revision reply after an invalidation of a newer revision (S-25, §11.2)', async () => {
+  const { server } = setup();
+  const writer = await registered(server);
+  const reader = await registered(server);
+  let serial = await writer.commit([[Z64, Z64, rec(0)]]);
+  const loads: Promise<unknown>[] = [];
+  for (let i = 1; i <= 30; i++) {
+    // several loads in flight while the commit runs
+    for (let k = 0; k < 3; k++) loads.push(reader.rpc('loadBefore', Z64, MAXTID).catch(() => undefined));
+    serial = await writer.commit([[Z64, serial, rec(i)]]);
+  }
+  await Promise.all(loads);
+  await reader.rpc('ping');
+  let newestInvalidated = 0n;
+  let checked = 0;
+  for (const o of reader.out) {
+    if (o.kind === 'call' && o.name === 'invalidateTransaction') {
+      newestInvalidated = (o.args[0] as Buffer).readBigUInt64BE(0);
+    } else if (o.kind === 'reply' && Array.isArray(o.value) && o.value.length === 3 && o.value[2] === null) {
+      const start = (o.value[1] as Buffer).readBigUInt64BE(0);
+      assert.ok(start >= newestInvalidated, `a reply reporting ${start} as current came after the invalidation of ${newestInvalidated}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 90);
+  await server.close();
+});
+
+test('monitor report shows the commit-lock line only while the lock is held (#88)', async () => {
+  const { server } = setup();
+  const a = await registered(server);
+  assert.doesNotMatch(server.monitorReport(), /Commit lock held for/);
+  a.oneway('tpc_begin', 1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ');
+  a.oneway('storea', Z64, Z64, rec(1), 1);
+  await a.rpc('vote', 1);
+  assert.match(server.monitorReport(), /Active transactions: 1\nCommit lock held for: \d+\nCommits: 0\n/);
+  await a.rpc('tpc_finish', 1);
+  assert.doesNotMatch(server.monitorReport(), /Commit lock held for/);
+  await server.close();
+});
