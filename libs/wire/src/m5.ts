@@ -11,7 +11,7 @@
 import { Decoder, Encoder, type ExtensionCodecType } from '@msgpack/msgpack';
 import { ProtocolError } from './errors.ts';
 import { messageFromTuple, type Message, type MessageCodec } from './message.ts';
-import { PyFloat, isWireMap, normInt, shortRepr, type WireValue } from './values.ts';
+import { PyFloat, isWireMap, mapKeys, normInt, setKeyOrder, shortRepr, type WireValue } from './values.ts';
 
 /** Deepest nesting accepted or produced (messages nest a handful of levels). */
 export const MAX_DEPTH = 100;
@@ -26,9 +26,123 @@ const noExtensions: ExtensionCodecType<undefined> = {
   },
 };
 
+/** Set while decoding when a map key is integer-like (JS would enumerate it out of wire order). */
+let sawIndexKey = false;
+const INDEX_KEY = /^(0|[1-9][0-9]{0,9})$/;
+
 function strKey(key: unknown): string {
   if (typeof key !== 'string') throw new ProtocolError(`msgpack map key is not a str: ${shortRepr(key)}`);
+  if (!sawIndexKey && INDEX_KEY.test(key)) sawIndexKey = true;
   return key;
+}
+
+type KeyNode = null | KeyNode[] | { order: string[]; values: Map<string, KeyNode> };
+
+/**
+ * Walk the structure of an already decoded (hence well-formed) msgpack document and return the
+ * wire order of every map's keys, so that maps with integer-like keys keep Python's order.
+ */
+function keyOrders(b: Uint8Array): KeyNode {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let pos = 0;
+  const text = new TextDecoder();
+  const walk = (depth: number): KeyNode => {
+    if (depth > MAX_DEPTH + 2) throw new ProtocolError('msgpack value nests too deeply');
+    const t = b[pos++]!;
+    const skip = (n: number): KeyNode => {
+      pos += n;
+      return null;
+    };
+    const seq = (n: number): KeyNode => {
+      const out: KeyNode[] = [];
+      for (let i = 0; i < n; i++) out.push(walk(depth + 1));
+      return out;
+    };
+    const map = (n: number): KeyNode => {
+      const order: string[] = [];
+      const values = new Map<string, KeyNode>();
+      for (let i = 0; i < n; i++) {
+        const k = readStr();
+        const v = walk(depth + 1);
+        if (!values.has(k)) order.push(k);
+        values.set(k, v);
+      }
+      return { order, values };
+    };
+    const readStr = (): string => {
+      const h = b[pos++]!;
+      let n: number;
+      if (h >= 0xa0 && h <= 0xbf) n = h & 0x1f;
+      else if (h === 0xd9) n = b[pos++]!;
+      else if (h === 0xda) { n = dv.getUint16(pos); pos += 2; }
+      else if (h === 0xdb) { n = dv.getUint32(pos); pos += 4; }
+      else throw new ProtocolError('msgpack map key is not a str');
+      const s = text.decode(b.subarray(pos, pos + n));
+      pos += n;
+      return s;
+    };
+    if (t <= 0x7f || t >= 0xe0) return null;
+    if (t <= 0x8f) return map(t & 0x0f);
+    if (t <= 0x9f) return seq(t & 0x0f);
+    if (t <= 0xbf) return skip(t & 0x1f);
+    switch (t) {
+      case 0xc0: case 0xc2: case 0xc3: return null;
+      case 0xc4: return skip(1 + b[pos]!);
+      case 0xc5: return skip(2 + dv.getUint16(pos));
+      case 0xc6: return skip(4 + dv.getUint32(pos));
+      case 0xc7: return skip(2 + b[pos]!);
+      case 0xc8: return skip(3 + dv.getUint16(pos));
+      case 0xc9: return skip(5 + dv.getUint32(pos));
+      case 0xca: return skip(4);
+      case 0xcb: return skip(8);
+      case 0xcc: case 0xd0: return skip(1);
+      case 0xcd: case 0xd1: return skip(2);
+      case 0xce: case 0xd2: return skip(4);
+      case 0xcf: case 0xd3: return skip(8);
+      case 0xd4: return skip(2);
+      case 0xd5: return skip(3);
+      case 0xd6: return skip(5);
+      case 0xd7: return skip(9);
+      case 0xd8: return skip(17);
+      case 0xd9: return skip(1 + b[pos]!);
+      case 0xda: return skip(2 + dv.getUint16(pos));
+      case 0xdb: return skip(4 + dv.getUint32(pos));
+      case 0xdc: { const n = dv.getUint16(pos); pos += 2; return seq(n); }
+      case 0xdd: { const n = dv.getUint32(pos); pos += 4; return seq(n); }
+      case 0xde: { const n = dv.getUint16(pos); pos += 2; return map(n); }
+      case 0xdf: { const n = dv.getUint32(pos); pos += 4; return map(n); }
+      default: throw new ProtocolError(`unexpected msgpack type byte 0x${t.toString(16)}`);
+    }
+  };
+  return walk(0);
+}
+
+/** Attach the wire key order to the maps of a decoded value (see setKeyOrder). */
+function applyKeyOrders(v: WireValue, node: KeyNode): void {
+  if (node === null) return;
+  if (Array.isArray(node)) {
+    if (Array.isArray(v)) for (let i = 0; i < node.length && i < v.length; i++) applyKeyOrders(v[i] as WireValue, node[i]!);
+    return;
+  }
+  if (isWireMap(v)) {
+    setKeyOrder(v, node.order);
+    for (const [k, child] of node.values) if (Object.hasOwn(v, k)) applyKeyOrders(v[k]!, child);
+  }
+}
+
+/** Decode with the library, then restore map key order when some key is integer-like. */
+function decodeOrdered(decoder: Decoder, data: Uint8Array, what: string): WireValue {
+  sawIndexKey = false;
+  let raw: unknown;
+  try {
+    raw = decoder.decode(data);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw e;
+    throw new ProtocolError(`undecodable ${what} (${data.length} bytes): ${(e as Error).message}`);
+  }
+  const v = fromUnpacked(raw, 0);
+  if (sawIndexKey) applyKeyOrders(v, keyOrders(data));
+  return v;
 }
 
 /**
@@ -58,9 +172,14 @@ function toPackable(v: unknown, depth: number): unknown {
       if (Array.isArray(v)) return v.map((x) => toPackable(x, depth + 1));
       if (isWireMap(v)) {
         const out: Record<string, unknown> = {};
-        for (const k of Object.keys(v)) {
+        const keys = mapKeys(v);
+        for (const k of keys) {
           if (k === '__proto__') throw new TypeError('map key __proto__ cannot be encoded');
           out[k] = toPackable(v[k], depth + 1);
+        }
+        // the encoder enumerates Object.keys(); a proxy keeps the wire order of integer-like keys
+        if (keys.some((k, i) => Object.keys(out)[i] !== k)) {
+          return new Proxy(out, { ownKeys: () => [...keys] });
         }
         return out;
       }
@@ -112,14 +231,7 @@ export function packValue(v: WireValue): Buffer {
 /** Decode one msgpack document into the model; ProtocolError on anything invalid. */
 export function unpackValue(data: Uint8Array): WireValue {
   const dec = new Decoder({ useBigInt64: true, extensionCodec: noExtensions, mapKeyConverter: strKey });
-  let raw: unknown;
-  try {
-    raw = dec.decode(data);
-  } catch (e) {
-    if (e instanceof ProtocolError) throw e;
-    throw new ProtocolError(`undecodable msgpack payload (${data.length} bytes): ${(e as Error).message}`);
-  }
-  return fromUnpacked(raw, 0);
+  return decodeOrdered(dec, data, 'msgpack payload');
 }
 
 /** Encoders whose scratch buffer grew beyond this are dropped after use (no per-connection bloat). */
@@ -144,13 +256,6 @@ export class M5Codec implements MessageCodec {
   }
 
   decode(payload: Uint8Array): Message {
-    let raw: unknown;
-    try {
-      raw = this.decoder.decode(payload);
-    } catch (e) {
-      if (e instanceof ProtocolError) throw e;
-      throw new ProtocolError(`undecodable M5 message (${payload.length} bytes): ${(e as Error).message}`);
-    }
-    return messageFromTuple(fromUnpacked(raw, 0), 'M5');
+    return messageFromTuple(decodeOrdered(this.decoder, payload, 'M5 message'), 'M5');
   }
 }

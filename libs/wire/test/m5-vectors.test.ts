@@ -135,3 +135,19 @@ test('zeo5 §16 vector 1: handshake frames', () => {
   assert.equal(encodeFrame(clientAnswer(announcement('M')).answer).toString('hex'), '000000024d35');
   assert.equal(encodeFrame(Buffer.from('ruok')).toString('hex'), '0000000472756f6b');
 });
+
+test('zeo5 §6.1 map order: M5 keeps the wire order of integer-like keys through decode and re-encode', async () => {
+  const { mapKeys, toOrderedMap, unpackValue, packValue } = await import('../src/index.ts');
+  // msgpack.packb((0, True, 'tpc_begin', (1, b'', b'', {'2': 1, '1': {'9': 0, '8': 1}, 'a': 3}, None, ' ')), use_bin_type=True)
+  const codec = new M5Codec();
+  const msg: Message = { msgid: 0, flags: true, method: 'tpc_begin', args: [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' '] };
+  const hex = '9400c3a97470635f626567696e9601c400c40083a13201a13182a13900a13801a16103c0a120';
+  const m = codec.decode(Buffer.from(hex, 'hex'));
+  const ext = (m.args as never[])[3] as Record<string, unknown>;
+  assert.deepEqual(mapKeys(ext as never), ['2', '1', 'a']);
+  assert.deepEqual(mapKeys(ext['1'] as never), ['9', '8']);
+  assert.deepEqual([...toOrderedMap(ext as never).keys()], ['2', '1', 'a']);
+  assert.equal(codec.encode(m).toString('hex'), hex);
+  assert.equal(packValue(unpackValue(Buffer.from('82a132c0a131c0', 'hex'))).toString('hex'), '82a132c0a131c0');
+  void msg;
+});
