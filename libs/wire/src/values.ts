@@ -11,7 +11,7 @@
  * | bytes / bin             | `Buffer` (any `Uint8Array` is accepted when encoding)    |
  * | tuple / array           | plain `Array`                                            |
  * | list                    | an `Array` marked with `pyList()` (only Z5 tells them apart) |
- * | dict / map (str keys)   | plain object                                             |
+ * | dict / map (str keys)   | plain object (decoders remember the wire key order when JS would differ: `mapKeys`, `toOrderedMap`) |
  *
  * Decoders always return integers as `number` when they are safe integers and as `bigint`
  * otherwise, so a txnid or msgid compares with `===` whatever encoding carried it.
