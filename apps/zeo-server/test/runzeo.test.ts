@@ -223,3 +223,26 @@ test('child process: legacy monitor report (#86, #87, #88, #89, #90)', async () 
   );
   assert.equal(await rz.stop('SIGINT'), 0);
 });
+
+test('SIGTERM with a voted transaction in flight: aborted, storage closed cleanly, exit 0 (§5.2 teardown)', async () => {
+  const dir = tempDir();
+  const r = inProcess(['-a', '127.0.0.1:0', '-f', 'Data.fs'], dir);
+  const a = (await r.address) as { port: number };
+  const c = new RpcConnection(net.connect(a.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+  await c.call('register', ['1', false]);
+  const rec = Buffer.from('8003634254726565732e4c656e6774680a4c656e6774680a71002e80034b012e', 'hex');
+  c.callOneWay('tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+  c.callOneWay('storea', [Buffer.alloc(8), Buffer.alloc(8), rec, 1]);
+  await c.call('vote', [1]);
+  r.signals.emit('SIGTERM');
+  assert.equal(await r.code, 0);
+  await c.closed;
+  // the file reopens; the voted transaction was not committed
+  const again = inProcess(['-a', '127.0.0.1:0', '-f', 'Data.fs'], dir);
+  const b = (await again.address) as { port: number };
+  const d = new RpcConnection(net.connect(b.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+  assert.deepEqual(await d.call('register', ['1', false]), Buffer.alloc(8));
+  d.close();
+  again.signals.emit('SIGTERM');
+  assert.equal(await again.code, 0);
+});
