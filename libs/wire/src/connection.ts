@@ -235,6 +235,9 @@ export class RpcConnection extends EventEmitter {
     this.codecs = options.codecs ?? codecFor;
     this.encodings = options.encodings ?? availableEncodings();
     if (!this.encodings.length) throw new RangeError('RpcConnection needs at least one encoding');
+    if (this.role === 'server' && !this.encodings.includes(options.announce ?? 'M')) {
+      throw new RangeError(`announced encoding ${options.announce ?? 'M'}5 is not among the accepted encodings (${this.encodings.join(', ')})`);
+    }
     this.handler = options.handler;
     this.ruokStatus = options.ruok;
     this.decoder = new FrameDecoder(options.maxFrame ?? DEFAULT_MAX_FRAME);
@@ -269,8 +272,7 @@ export class RpcConnection extends EventEmitter {
     socket.on('close', () => this.onSocketClose());
 
     if (this.role === 'server') {
-      const ann = options.announce ?? 'M';
-      this.writeFrame(announcement(ann));
+      this.writeFrame(announcement(options.announce ?? 'M'));
     }
     if (this.opts.heartbeatInterval > 0) {
       this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatInterval);
