@@ -14,6 +14,8 @@ import {
   getProvider,
   loadServerConfig,
   OVERRIDES_WITHOUT_CONFIG,
+  parseSource,
+  type ConfigNode,
   pyRepr,
   type EventLogConfig,
   type ServedStorage,
@@ -105,15 +107,31 @@ function effective(args: RunzeoArgs, io: RunzeoIO): Effective {
     invalidationAge: z?.invalidation_age ?? null,
     transactionTimeout: args.timeout ?? z?.transaction_timeout ?? null,
     pidFile,
-    // Without a configuration file we leave conflict resolution to clients (this server cannot
-    // run Python conflict resolution); a configuration file decides for itself.
-    clientConflictResolution: cfg ? z!.client_conflict_resolution : true,
+    // This server cannot run Python conflict resolution (it only merges BTrees.Length itself), so
+    // unless the configuration says otherwise it leaves resolution to clients (zeo5-protocol §10.6
+    // RECOMMENDED; upstream's default is false).
+    clientConflictResolution: cfg && ccrGiven(args, io) ? z!.client_conflict_resolution : true,
     msgpack: z?.msgpack ?? !!io.env.ZEO_MSGPACK,
     monitor,
     ssl: z?.ssl ?? null,
     eventlog: cfg?.eventlog ?? null,
     warnings: cfg?.warnings ?? [],
   };
+}
+
+/** Did the configuration file (or a -X override) set client-conflict-resolution explicitly? */
+function ccrGiven(args: RunzeoArgs, io: RunzeoIO): boolean {
+  if (args.overrides.some((o) => /^zeo\/client-conflict-resolution=/i.test(o.trim()))) return true;
+  const tree = parseSource(args.configure!, { env: io.env, cwd: io.cwd });
+  const visit = (nodes: ConfigNode[], inZeo: boolean): boolean =>
+    nodes.some((n) =>
+      n.kind === 'key'
+        ? inZeo && n.key.toLowerCase() === 'client-conflict-resolution'
+        : n.kind === 'section'
+          ? visit(n.children, n.type === 'zeo')
+          : false,
+    );
+  return visit(tree.children, false);
 }
 
 // ---------------------------------------------------------------------------------------

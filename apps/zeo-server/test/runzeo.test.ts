@@ -246,3 +246,40 @@ test('SIGTERM with a voted transaction in flight: aborted, storage closed cleanl
   again.signals.emit('SIGTERM');
   assert.equal(await again.code, 0);
 });
+
+test('client-conflict-resolution: on unless the configuration sets it (ccr maps vs ConflictError)', async () => {
+  const dir = tempDir();
+  const conf = (extra: string) => `<zeo>\n  address 127.0.0.1:0\n  msgpack true\n${extra}</zeo>\n<mappingstorage 1>\n</mappingstorage>\n`;
+  const pm = (v: number) => Buffer.concat([Buffer.from('80036370657273697374656e742e6d617070696e670a50657273697374656e744d617070696e670a71002e', 'hex'), Buffer.from([0x80, 0x03, 0x4b, v, 0x2e])]);
+  async function staleVote(file: string): Promise<unknown> {
+    const r = inProcess(['-C', file], dir);
+    const a = (await r.address) as { port: number };
+    const c = new RpcConnection(net.connect(a.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+    await c.call('register', ['1', false]);
+    const z = Buffer.alloc(8);
+    const commit = async (id: number, serial: Buffer, data: Buffer) => {
+      c.callOneWay('tpc_begin', [id, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+      c.callOneWay('storea', [z, serial, data, id]);
+      const v = await c.call('vote', [id]);
+      if ((v as unknown[]).length) return v;
+      return c.call('tpc_finish', [id]);
+    };
+    const t1 = (await commit(1, z, pm(1))) as Buffer;
+    await commit(2, t1, pm(2));
+    let outcome: unknown;
+    try {
+      outcome = await commit(3, t1, pm(3));
+    } catch (e) {
+      outcome = (e as { pythonClass?: string }).pythonClass;
+    }
+    c.close();
+    r.signals.emit('SIGTERM');
+    assert.equal(await r.code, 0);
+    return outcome;
+  }
+  writeFileSync(join(dir, 'default.conf'), conf(''));
+  writeFileSync(join(dir, 'off.conf'), conf('  client-conflict-resolution false\n'));
+  const dflt = (await staleVote('default.conf')) as Array<Record<string, unknown>>;
+  assert.ok(Array.isArray(dflt) && dflt.length === 1 && 'serials' in dflt[0]!, 'conflict map by default');
+  assert.equal(await staleVote('off.conf'), 'ZODB.POSException.ConflictError');
+});

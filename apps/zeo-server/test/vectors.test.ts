@@ -21,7 +21,10 @@ const files = skip ? [] : readdirSync(vectorsDir('zeo5')).filter((f) => f.endsWi
 
 /** zeo.conf for a scenario's server options. */
 function zeoConf(v: VectorFile): string {
-  const opts = v.server_options.map((o) => `  ${o}`).join('\n');
+  const options = [...v.server_options];
+  // the recordings without this option ran with upstream's default (false); ours is true
+  if (!options.some((o) => o.startsWith('client-conflict-resolution'))) options.push('client-conflict-resolution false');
+  const opts = options.map((o) => `  ${o}`).join('\n');
   return `<zeo>\n  address 127.0.0.1:0\n  msgpack ${v.encoding === 'M5' ? 'true' : 'false'}\n${opts}\n</zeo>\n<filestorage 1>\n  path Data.fs\n</filestorage>\n`;
 }
 
