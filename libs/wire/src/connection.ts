@@ -182,6 +182,7 @@ type State = 'handshake' | 'open' | 'closing' | 'closed';
 
 /**
  * Events: 'handshake' (letter) once the encoding is agreed; 'heartbeat' when a heartbeat arrives;
+ * 'readPaused' / 'readResumed' when inbound back-pressure stops / restarts reading;
  * 'close' (error or undefined) once, when the socket is gone.
  */
 export class RpcConnection extends EventEmitter {
@@ -278,6 +279,11 @@ export class RpcConnection extends EventEmitter {
       this.heartbeatTimer = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatInterval);
       this.heartbeatTimer.unref();
     }
+  }
+
+  /** Is reading paused because unprocessed input exceeds maxInboundBytes? */
+  get readPaused(): boolean {
+    return this.readingPaused;
   }
 
   /** Is the connection usable (handshake may still be in progress)? */
@@ -534,6 +540,7 @@ export class RpcConnection extends EventEmitter {
     if (this.inboundBytes > this.opts.maxInboundBytes && !this.readingPaused) {
       this.readingPaused = true;
       this.socket.pause();
+      this.emit('readPaused');
     }
     this.pump();
   }
@@ -550,6 +557,7 @@ export class RpcConnection extends EventEmitter {
           if (this.readingPaused && this.inboundBytes <= this.opts.maxInboundBytes / 2) {
             this.readingPaused = false;
             this.socket.resume();
+            this.emit('readResumed');
           }
           const r = this.processFrame(frame);
           if (r) await r;

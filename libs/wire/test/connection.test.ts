@@ -421,3 +421,40 @@ test('zeo5 C-6/S-10: 2000 concurrent calls answered out of order are matched by 
     await srv.close();
   }
 });
+
+test('zeo5 §3/§5.5: inbound back-pressure — a busy handler pauses reading past maxInboundBytes, then everything is processed in order', async () => {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => { open = r; });
+  const seen: number[] = [];
+  let sconnRef: RpcConnection | undefined;
+  const srv = await startServer({
+    maxInboundBytes: 64 * 1024,
+    handler: (method, args, call) => {
+      sconnRef = call.connection;
+      if (method === 'block') return gate.then(() => null); // holds up later messages (a Promise result)
+      seen.push(args[0] as number);
+      return null;
+    },
+  });
+  try {
+    const client = await connectClient(srv.port);
+    const blocked = client.call('block', []);
+    const chunk = Buffer.alloc(16 * 1024);
+    for (let i = 0; i < 64; i++) client.callOneWay('storea', [i, chunk]);
+    const last = client.call('x', [999]);
+    // wait for the server to pause reading (event-driven)
+    const sconn = await srv.nextConn();
+    if (!sconn.readPaused) await once(sconn, 'readPaused');
+    assert.ok(sconn.socket.isPaused(), 'server paused reading');
+    const resumed = once(sconn, 'readResumed');
+    open();
+    await blocked;
+    await last;
+    await resumed;
+    assert.deepEqual(seen, [...Array.from({ length: 64 }, (_, i) => i), 999]);
+    assert.equal(sconnRef, sconn);
+    client.close();
+  } finally {
+    await srv.close();
+  }
+});
