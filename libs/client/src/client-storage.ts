@@ -51,6 +51,7 @@ import {
 } from '@zeo-ts/wire';
 import { ClientCache } from '@zeo-ts/client-cache';
 import { decodeExtension, encodeExtension } from '@zeo-ts/pickle';
+import { clientCodecs } from './z5-client.ts';
 import { addressListRepr, addressRepr, normalizeAddresses, type AddressLike, type ServerAddress } from './address.ts';
 
 /** TLS settings of a client (zeo5-protocol §14.2, operations §4.5). Paths or PEM contents. */
@@ -483,6 +484,7 @@ export class ClientStorage implements IStorage {
     sc.conn = new RpcConnection(sock, {
       role: 'client',
       encodings: enc === 'auto' ? ['M', 'Z'] : [enc],
+      codecs: clientCodecs,
       heartbeatInterval: this.opts.heartbeatInterval,
       logger: this.log,
       label: addressRepr(address),
