@@ -170,6 +170,7 @@ export async function serve(server: StorageServer, options: ServeOptions): Promi
     sockets.add(socket);
     const peer = 'path' in options.address ? options.address.path : `${socket.remoteAddress}:${socket.remotePort}`;
     let session: ZEOSession | null = null;
+    let paused = false;
     const conn = new RpcConnection(socket, {
       role: 'server',
       announce,
@@ -181,6 +182,16 @@ export async function serve(server: StorageServer, options: ServeOptions): Promi
       handler: (method, args, call) => {
         if (!session) throw new ProtocolError('call before handshake');
         session.handle(call.msgid, call.oneWay, method, args);
+        // back-pressure: stop reading while too many replies are owed (bounded memory)
+        const s = session;
+        if (!paused && s.backlog > server.options.max_backlog) {
+          paused = true;
+          socket.pause();
+          void s.whenBacklogBelow(server.options.max_backlog >> 1).then(() => {
+            paused = false;
+            if (!socket.destroyed) socket.resume();
+          });
+        }
         // the session answers through the channel; never let RpcConnection reply
         return call.oneWay ? undefined : delayed(new Promise(() => undefined));
       },

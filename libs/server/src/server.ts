@@ -26,6 +26,10 @@ export interface StorageServerOptions {
   max_waiting_voters?: number;
   /** bound of live iterators per connection */
   max_iterators?: number;
+  /** bound of the object data one transaction may send before vote (default 2 GiB) */
+  max_transaction_bytes?: number;
+  /** calls of one connection awaiting their replies above which reading pauses (default 2000) */
+  max_backlog?: number;
   logger?: Logger;
   /** version string for the monitor report */
   version?: string;
@@ -160,6 +164,8 @@ export class StorageServer {
       client_conflict_resolution: options.client_conflict_resolution ?? true,
       max_waiting_voters: options.max_waiting_voters ?? 1000,
       max_iterators: options.max_iterators ?? 1000,
+      max_transaction_bytes: options.max_transaction_bytes ?? 2 * 1024 ** 3,
+      max_backlog: options.max_backlog ?? 2000,
       version: options.version ?? '0.1.0',
     };
     if (!(this.options.invalidation_queue_size >= 0)) throw new RangeError('invalidation_queue_size must be >= 0');

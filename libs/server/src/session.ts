@@ -191,9 +191,16 @@ export class ZEOSession implements LockClient {
       } catch (err) {
         p = Promise.reject(err);
       }
+      this.delayedPending++;
       p.then(
-        (v) => this.push(() => this.channel.reply(msgid, v)),
-        (err) => this.push(() => this.sendError(msgid, name, err)),
+        (v) => {
+          this.delayedPending--;
+          this.push(() => this.channel.reply(msgid, v));
+        },
+        (err) => {
+          this.delayedPending--;
+          this.push(() => this.sendError(msgid, name, err));
+        },
       );
       return;
     }
@@ -244,6 +251,31 @@ export class ZEOSession implements LockClient {
   // ---------------------------------------------------------------------------------------
   // Ordered output
 
+  /** calls whose replies are not written yet (reserved places and delayed replies) */
+  private delayedPending = 0;
+  private backlogWaiters: Array<{ n: number; resolve: () => void }> = [];
+
+  /** Replies still owed to the client; the transport pauses reading while it is above max_backlog. */
+  get backlog(): number {
+    return this.slots.length + this.delayedPending;
+  }
+
+  /** Resolves once the backlog is at or below `n` (or the session closed). */
+  whenBacklogBelow(n: number): Promise<void> {
+    if (this.backlog <= n || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.backlogWaiters.push({ n, resolve }));
+  }
+
+  private checkBacklog(): void {
+    if (this.backlogWaiters.length === 0) return;
+    const keep: Array<{ n: number; resolve: () => void }> = [];
+    for (const w of this.backlogWaiters) {
+      if (this.backlog <= w.n || this.closed) w.resolve();
+      else keep.push(w);
+    }
+    this.backlogWaiters = keep;
+  }
+
   private reserve(): Slot {
     const s: Slot = { ready: false, actions: [] };
     this.slots.push(s);
@@ -263,6 +295,11 @@ export class ZEOSession implements LockClient {
   }
 
   private flush(): void {
+    this.flushSlots();
+    this.checkBacklog();
+  }
+
+  private flushSlots(): void {
     while (this.slots.length > 0 && this.slots[0]!.ready) {
       const s = this.slots.shift()!;
       if (this.closed) continue;
@@ -320,6 +357,7 @@ export class ZEOSession implements LockClient {
     if (!this.cleanup) {
       this.cleanup = (async () => {
         this.slots.length = 0;
+        this.checkBacklog();
         const t = this.txn;
         if (t) {
           this.log('info', `disconnected during ${this.entry?.lock.isHolder(this) ? 'locked' : 'unlocked'} transaction`);
@@ -656,8 +694,12 @@ export class ZEOSession implements LockClient {
     const t = this.checkTid(id, true)!;
     if (t.state !== 'begun') throw new StorageTransactionError(`cannot add to a transaction that is ${t.state}`);
     if (t.log.length >= MAX_LOG_ENTRIES) throw new StorageTransactionError(`transaction has more than ${MAX_LOG_ENTRIES} operations`);
+    const bytes = 'data' in op && op.data ? op.data.length : 0;
+    if (t.logBytes + bytes > this.server.options.max_transaction_bytes) {
+      throw new StorageTransactionError(`transaction data exceeds ${this.server.options.max_transaction_bytes} bytes (max_transaction_bytes)`);
+    }
     t.log.push(op);
-    if ('data' in op && op.data) t.logBytes += op.data.length;
+    t.logBytes += bytes;
     if (countsAsStore) e.stats.stores++;
     return null;
   }

@@ -290,3 +290,18 @@ test('TLS with client certificates: a certified client works, one without a cert
   await listener.close();
   await server.close();
 });
+
+test('bounded: a client pipelining 5000 loads with max_backlog 50 gets every reply in order; an oversized transaction closes its connection', async () => {
+  const s = await start({ max_backlog: 50, max_transaction_bytes: 1000 });
+  const c = client(s.connect);
+  await c.conn.call('register', ['1', false]);
+  const tid = (await commit(c, 1, [[Z64, Z64, rec(3)]])) as Buffer;
+  const replies = await Promise.all(Array.from({ length: 5000 }, (_, i) => c.conn.call('loadBefore', [Z64, MAXTID], { msgid: i + 1000 })));
+  assert.equal(replies.length, 5000);
+  for (const r of replies) assert.deepEqual(r, [rec(3), tid, null]);
+  c.conn.callOneWay('tpc_begin', [2, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+  c.conn.callOneWay('storea', [Z64, tid, Buffer.alloc(2000), 2]);
+  await c.conn.closed;
+  assert.equal(s.server.ruok()['1']!.active_txns, 0);
+  await s.stop();
+});
