@@ -357,3 +357,26 @@ test('a corrupt data length is reported, not allocated', { skip }, async () => {
   await assert.rejects(fs.load(0n), (e: unknown) => e instanceof CorruptedError && /at 2174/.test(e.message));
   await fs.close();
 });
+
+test('filestorage §10.2: undo of a transaction that stored one oid twice succeeds (as Python: records of the same undo are not consulted)', async () => {
+  const fs = new FileStorage(join(tmp(), 'Data.fs'));
+  const t1 = await commitOne(fs, [[0n, Buffer.from('A')]]);
+  const txn = new TransactionMetaData();
+  await fs.tpc_begin(txn);
+  await fs.store(0n, t1, Buffer.from('B'), txn);
+  await fs.store(0n, t1, Buffer.from('B'), txn);
+  await fs.tpc_vote(txn);
+  const t2 = await fs.tpc_finish(txn);
+  const u = new TransactionMetaData();
+  await fs.tpc_begin(u);
+  assert.deepEqual(await fs.undo(tidToUndoId(t2), u), [0n]);
+  await fs.tpc_vote(u);
+  const t3 = await fs.tpc_finish(u);
+  assert.equal((await fs.load(0n)).data.toString(), 'A');
+  const recs = [...fs.iterateSync(t3, t3)][0]!.records;
+  assert.deepEqual(recs.map((r) => [r.oid, r.data?.toString(), r.data_txn]), [
+    [0n, 'A', t1],
+    [0n, 'A', t1],
+  ]);
+  await fs.close();
+});
