@@ -364,3 +364,63 @@ test('ValueError for a smaller last tid on a non-empty cache (client-cache §13 
   await c.close();
   void writeFileSync;
 });
+
+test('shrinking keeps the records below the new size, enlarging keeps all (client-cache §13 #7 #8, upstream testChangingCacheSize)', async () => {
+  const dir = tmp();
+  const recsize = 43 + 1;
+  for (const extra of [2, recsize - 2]) {
+    const path = join(dir, `resize-${extra}.zec`);
+    const sized = (n: number) => 12 + n * recsize + extra;
+    const oids = (c: ClientCache) => [...c.contents()].map(([o]) => Number(o)).sort((a, b) => a - b);
+    const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+    let c = await ClientCache.open(path, { size: sized(100), logger: quiet(), trace: false });
+    for (let i = 0; i < 100; i++) c.store(BigInt(i), 1n, null, Buffer.from('x'));
+    assert.equal(c.len, 100);
+    await c.close();
+    assert.equal(statSync(path).size, sized(100));
+
+    c = await ClientCache.open(path, { size: sized(50), logger: quiet(), trace: false });
+    assert.equal(c.len, 50);
+    assert.equal(statSync(path).size, sized(50));
+    assert.deepEqual(oids(c), range(0, 50));
+    for (let i = 100; i < 110; i++) c.store(BigInt(i), 1n, null, Buffer.from('x'));
+    // one more eviction than records written, for the spare byte after each record
+    let expected = [...range(11, 50), ...range(100, 110)];
+    assert.equal(c.len, 49);
+    assert.deepEqual(oids(c), expected);
+    await c.close();
+    c = await ClientCache.open(path, { size: sized(50), logger: quiet(), trace: false });
+    assert.deepEqual(oids(c), expected);
+    await c.close();
+
+    c = await ClientCache.open(path, { size: sized(150), logger: quiet(), trace: false });
+    assert.equal(c.len, 49);
+    assert.equal(statSync(path).size, sized(150));
+    assert.deepEqual(oids(c), expected);
+    for (let i = 200; i < 305; i++) c.store(BigInt(i), 1n, null, Buffer.from('x'));
+    expected = [...range(11, 50), ...range(106, 110), ...range(200, 305)];
+    assert.equal(c.len, 148);
+    assert.deepEqual(oids(c), expected);
+    await c.close();
+    c = await ClientCache.open(path, { size: sized(150), logger: quiet(), trace: false });
+    assert.equal(c.len, 148);
+    assert.deepEqual(oids(c), expected);
+    await c.close();
+  }
+});
+
+test('a cache filled to the last spare byte reopens and accepts stores (client-cache §5.1 full_cache_is_valid)', async () => {
+  const path = join(tmp(), 'full.zec');
+  let c = await ClientCache.open(path, { size: 1000, logger: quiet(), trace: false });
+  c.store(1n, 1n, null, Buffer.alloc(1000 - 12 - 43 - 1, 0x58)); // record of 987 bytes + the '1' block
+  assert.equal(c.len, 1);
+  await c.close();
+  assert.deepEqual(walkBlocks(readFileSync(path)), [[12, 'a', 987], [999, '1', 1]]);
+  c = await ClientCache.open(path, { size: 1000, logger: quiet(), trace: false });
+  assert.equal(c.len, 1);
+  assert.equal(c.writePointer, 999);
+  c.store(2n, 2n, null, Buffer.from('XXX'));
+  assert.equal(c.len, 1);
+  assert.deepEqual(c.load(2n)?.data, Buffer.from('XXX'));
+  await c.close();
+});
