@@ -227,3 +227,51 @@ describe('ClientStorage behaviour against runzeo', () => {
     void maxtid;
   });
 });
+
+describe('ClientStorage verification and configuration', () => {
+  test('a cache too old for the invalidation queue is dropped (CRITICAL "dropping stale cache") and loads stay correct (zeo5 C-3; client-cache §8, §13 #28)', async () => {
+    const dir = tempDir();
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'zeo.conf'), `<zeo>\n  address 127.0.0.1:0\n  invalidation-queue-size 1\n</zeo>\n<filestorage 1>\n  path ${join(dir, 'Data.fs')}\n</filestorage>\n`);
+    const srv = await server(dir, ['-C', join(dir, 'zeo.conf')]);
+    const path = join(dir, 'old.zec');
+    const a = await client({ addresses: [srv.port], cachePath: path });
+    const t1 = await commit(a, [{ oid: z64, serial: z64, data: rec('r1') }, { oid: 1n, serial: z64, data: rec('o1') }]);
+    await a.close();
+    const b = await client({ addresses: [srv.port] });
+    const t2 = await commit(b, [{ oid: 1n, serial: t1, data: rec('o2') }]);
+    const t3 = await commit(b, [{ oid: 1n, serial: t2, data: rec('o3') }]);
+    const logs = captureLogs();
+    let resets = 0;
+    const c = await ClientStorage.open({ ...fast, logger: logs.logger, addresses: [srv.port], cachePath: path, wait: false });
+    cleanups.push(() => c.close());
+    c.onInvalidateCache(() => resets++);
+    await c.waitConnected(20);
+    const crit = await logs.waitFor(/dropping stale cache/);
+    assert.equal(crit.level, 60);
+    assert.ok(resets >= 1, 'in-memory caches were told to drop everything');
+    assert.equal(c.lastTransaction(), t3);
+    assert.deepEqual(await c.load(1n), { data: rec('o3'), tid: t3 });
+    assert.deepEqual(await c.load(z64), { data: rec('r1'), tid: t1 });
+  });
+
+  test('<zeoclient> and <clientstorage> sections map to client options (operations §4; client-cache §13 #27)', async () => {
+    const { loadClientConfig } = await import('@zeo-ts/config');
+    const { storageOptionsFromConfig } = await import('../src/index.ts');
+    const z = loadClientConfig('<zeoclient>\n  server 127.0.0.1:8100\n  server /tmp/zeo.sock\n  storage spam\n  client 8881\n  var /var/tmp\n  read-only-fallback true\n  cache-size 5MB\n</zeoclient>\n');
+    const o = storageOptionsFromConfig(z.client!);
+    assert.deepEqual(o.addresses, [{ host: '127.0.0.1', port: 8100 }, { path: '/tmp/zeo.sock' }]);
+    assert.equal(o.storage, 'spam');
+    assert.equal(o.cachePath, '/var/tmp/8881-spam.zec');
+    assert.equal(o.cacheSize, 5 * 1024 * 1024);
+    assert.equal(o.readOnlyFallback, true);
+    assert.equal(o.waitTimeout, 30);
+    const cs = loadClientConfig('%import ZEO\n<clientstorage>\n  server 8100\n  cache-path /tmp/c.zec\n  wait-timeout 7\n  server-sync true\n  client-label app1\n</clientstorage>\n');
+    const p = storageOptionsFromConfig(cs.client!);
+    assert.equal(p.cachePath, '/tmp/c.zec');
+    assert.equal(p.waitTimeout, 7);
+    assert.equal(p.serverSync, true);
+    assert.equal(p.clientLabel, 'app1');
+    assert.equal(p.tls, null);
+  });
+});
