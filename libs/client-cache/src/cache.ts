@@ -94,6 +94,17 @@ export class CacheCorruptionError extends Error {
   override name = 'CacheCorruptionError';
 }
 
+/**
+ * Where a ClientStorage keeps its cache (spec §2.2): an explicit cache path wins; else, with a
+ * client name, `<varDir or cwd>/<client>-<storage>.zec` (storage defaults to "1"); else null,
+ * meaning a temporary cache.
+ */
+export function cachePathFor(o: { cachePath?: string | null; client?: string | null; storage?: string; varDir?: string | null }): string | null {
+  if (o.cachePath) return o.cachePath;
+  if (!o.client) return null;
+  return join(o.varDir || process.cwd(), `${o.client}-${o.storage ?? '1'}.zec`);
+}
+
 /** Python's ValueError, as raised by the cache for caller mistakes. */
 export class CacheValueError extends Error {
   readonly pythonClass = 'ValueError';

@@ -18,6 +18,7 @@
  */
 export {
   ClientCache,
+  cachePathFor,
   CacheCorruptionError,
   CacheValueError,
   DEFAULT_CACHE_SIZE,

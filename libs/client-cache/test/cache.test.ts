@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { ClientCache, encodeRecord, encodeTraceRecord, LockError, MAX_BLOCK_SIZE, CacheValueError } from '../src/index.ts';
+import { ClientCache, cachePathFor, encodeRecord, encodeTraceRecord, LockError, MAX_BLOCK_SIZE, CacheValueError } from '../src/index.ts';
 import { captureLogger, D, tmp, walkBlocks } from './helpers.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -281,17 +281,13 @@ test('a free block larger than 2^31-1 found on open is split in two (client-cach
   const rfd = openSync(path, 'r');
   const b = Buffer.alloc(5);
   const readAt = (at: number) => {
-    const n = (require_read(rfd, b, at), b);
-    return [String.fromCharCode(n[0]!), n.readUInt32BE(1)];
+    readSync(rfd, b, 0, 5, at);
+    return [String.fromCharCode(b[0]!), b.readUInt32BE(1)];
   };
   assert.deepEqual(readAt(12), ['f', MAX_BLOCK_SIZE]);
   assert.deepEqual(readAt(12 + MAX_BLOCK_SIZE), ['f', size - 12 - MAX_BLOCK_SIZE]);
   closeSync(rfd);
 });
-import { readSync } from 'node:fs';
-function require_read(fd: number, b: Buffer, at: number) {
-  readSync(fd, b, 0, b.length, at);
-}
 
 test('eviction of a record whose non-current index entry is missing logs and continues (client-cache §13 #26)', async () => {
   const path = join(tmp(), 'dup.zec');
@@ -362,7 +358,6 @@ test('ValueError for a smaller last tid on a non-empty cache (client-cache §13 
   c.setLastTid(10n);
   assert.throws(() => c.setLastTid(9n), { message: 'new last tid (9) must be greater than previous one (10)' });
   await c.close();
-  void writeFileSync;
 });
 
 test('shrinking keeps the records below the new size, enlarging keeps all (client-cache §13 #7 #8, upstream testChangingCacheSize)', async () => {
@@ -423,4 +418,26 @@ test('a cache filled to the last spare byte reopens and accepts stores (client-c
   assert.equal(c.len, 1);
   assert.deepEqual(c.load(2n)?.data, Buffer.from('XXX'));
   await c.close();
+});
+
+test('an unwritable trace file logs a warning and the cache works untraced (client-cache §9.1)', async () => {
+  const dir = tmp();
+  const path = join(dir, 'w.zec');
+  mkdirSync(path + '.trace'); // a directory cannot be opened for appending
+  const log = quiet();
+  const c = await ClientCache.open(path, { size: 1000, logger: log, trace: true });
+  assert.equal(c.tracing, false);
+  assert.equal(log.lines[1]!.level, 'WARNING');
+  assert.match(log.lines[1]!.message, new RegExp(`^cannot write tracefile '${path}.trace' \\(`));
+  c.store(1n, 1n, null, Buffer.from('a'));
+  assert.ok(c.load(1n));
+  await c.close();
+});
+
+test('persistent cache file names: <var or cwd>/<client>-<storage>.zec (client-cache §13 #27, §2.2)', () => {
+  assert.equal(cachePathFor({ client: '8881', storage: 'spam', varDir: '/v' }), '/v/8881-spam.zec');
+  assert.equal(cachePathFor({ client: 'client' }), join(process.cwd(), 'client-1.zec'));
+  assert.equal(cachePathFor({ cachePath: '/x/y.zec', client: 'c' }), '/x/y.zec');
+  assert.equal(cachePathFor({}), null);
+  assert.equal(cachePathFor({ client: '' }), null);
 });
