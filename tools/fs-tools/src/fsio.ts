@@ -147,7 +147,8 @@ export function loadBackLenient(f: RawFile, oid: bigint, back: number): { data: 
     if (!(p < last)) throw new ToolError(`${f.path}: backpointer loop at ${p}`);
     last = p;
     const h = readDataHeaderAt(f, p);
-    if (h.plen > 0) return { data: readExact(f, p + DATA_HDR_LEN, h.plen), tid: h.tid, pos: p };
+    // a short read at the end of the file gives what is there, as Python's file.read does
+    if (h.plen > 0) return { data: f.read(p + DATA_HDR_LEN, h.plen), tid: h.tid, pos: p };
     const b = f.readU64(p + DATA_HDR_LEN);
     if (b === null) throw new ToolError(`${f.path}: truncated backpointer at ${p}`);
     if (b === 0) return { data: null, tid: h.tid, pos: p };
@@ -159,7 +160,7 @@ export function readDataHeaderAt(f: RawFile, pos: number): DataHeader {
   const b = f.read(pos, DATA_HDR_LEN);
   if (b.length !== DATA_HDR_LEN) throw new ToolError(`${f.path}: truncated data record header at ${pos}`);
   const h = decodeDataHdr(b, 0);
-  if (h.vlen !== 0) throw new ToolError(`Non-zero version length. Versions aren't supported. (${f.path} data record at ${pos})`);
+  if (h.vlen !== 0) throw new ToolError("Non-zero version length. Versions aren't supported.");
   return h;
 }
 

@@ -61,7 +61,8 @@ export class RecoverWriter {
       pos = pos - Number(tl) - 8;
       if (this.read(pos, 8).readBigUInt64BE(0) === tid) return pos;
     }
-    throw new RestoreError('Invalid transaction id');
+    // str() of Python's UndoError without an oid
+    throw new RestoreError('Undo error None: Invalid transaction id');
   }
 
   /** Python's FileStorage._data_find: backpointer target for oid in the transaction at tpos, or 0. */
@@ -182,6 +183,10 @@ function readTxnHeader(f: RawFile, pos: number, outp: string, ltid: bigint | nul
   const hb = f.read(pos, TRANS_HDR_LEN);
   if (hb.length < TRANS_HDR_LEN) throw new EndOfInput();
   const h = decodeTxnHdr(hb, 0);
+  if (h.statusByte >= 0x80) {
+    // Python decodes the status byte as ASCII before any check
+    throw new HeaderError(`'ascii' codec can't decode byte 0x${h.statusByte.toString(16)} in position 0: ordinal not in range(128)`);
+  }
   const tl = h.tlenBig;
   if (BigInt(pos) + tl + 8n > BigInt(f.size)) throw new HeaderError(`bad transaction length at ${pos}`);
   const hlen = TRANS_HDR_LEN + h.ulen + h.dlen + h.elen;

@@ -4,6 +4,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { recover } from './fsrecover.ts';
+import { FileStorage } from '@zeo-ts/filestorage';
 import { ExitError } from './cli/common.ts';
 import { fsdump, fsdumpVerbose } from './fsdump.ts';
 import { fsoidsTracer } from './fsoids-main.ts';
@@ -151,7 +152,7 @@ Options:
                2: also one line per data record
     -p         keep the readable first records of a transaction whose later records are bad
                (otherwise the whole transaction is skipped)
-    -P t       pack the output to t seconds in the past (not available yet in this version)`;
+    -P t       pack the output (with garbage collection) to t seconds in the past`;
 
 function die(mess: string, usage = false): never {
   throw new ExitError(`${mess}\n${usage ? '\n' + FSRECOVER_USAGE : ''}`);
@@ -178,7 +179,12 @@ export async function fsrecoverMain(argv: string[], out: Out): Promise<number> {
     else if (k === '-f') force = true;
     else if (k === '-P') pack = v;
   }
-  if (pack !== null) die('-P (pack after recovery) is not supported yet; pack the output separately');
+  let packTime: number | null = null;
+  if (pack !== null) {
+    const secs = Number(pack.trim());
+    if (pack.trim() === '' || Number.isNaN(secs)) die(`could not convert string to float: ${JSON.stringify(pack)}`, true);
+    packTime = Date.now() / 1000 - secs;
+  }
   out.write(`Recovering ${inp} into ${outp}\n`);
   if (existsSync(outp) && !force) die(`${outp} exists`);
   const head = Buffer.alloc(4);
@@ -190,5 +196,17 @@ export async function fsrecoverMain(argv: string[], out: Out): Promise<number> {
   }
   if (head.toString('latin1') !== 'FS30') die('input is not a file storage');
   await recover(inp, outp, { verbose, partial, out, warn: (s) => process.stderr.write(s + '\n') });
+  // Like Python's closing of the output storage: open it as a FileStorage (which writes
+  // <output>.index), pack it when asked, close.
+  const fs = await FileStorage.open(outp);
+  try {
+    if (packTime !== null) {
+      out.write('Packing ...\n');
+      await out.flush();
+      await fs.pack(packTime, true);
+    }
+  } finally {
+    await fs.close();
+  }
   return 0;
 }

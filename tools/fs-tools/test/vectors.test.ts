@@ -2,7 +2,7 @@
  * The tools against the Python-produced vectors: stdout and exit status byte for byte
  * (filestorage §16 #2, #31, #32, #50–#53; vectors README "Expected tool output").
  */
-import { test } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,12 +52,15 @@ const cases: Case[] = [
   { title: 'fsrefs Dangling.fs reports the deleted oid 1 (§16 #53)', tool: 'fsrefs', args: ['Dangling.fs'], stdout: 'fsrefs-dangling.txt', status: 0, needsPickle: true },
 ];
 
-for (const c of cases) {
-  test(c.title, { skip: skip || (c.needsPickle ? pickleSkip() : false) }, async () => {
-    const cwd = c.cwd ? join(V, c.cwd) : V;
-    const r = await runTool(c.tool, c.args, cwd);
-    if (c.stdout !== undefined) assert.equal(r.stdout, expected(c.stdout), `stdout of ${c.tool} ${c.args.join(' ')}`);
-    assert.equal(r.stderr, c.stderr === undefined ? '' : expected(c.stderr), `stderr of ${c.tool} ${c.args.join(' ')}`);
-    assert.equal(r.status, c.status, `exit status of ${c.tool} ${c.args.join(' ')}`);
-  });
-}
+// The cases are independent child processes: run several at once.
+describe('tools on the filestorage vectors', { concurrency: 6 }, () => {
+  for (const c of cases) {
+    it(c.title, { skip: skip || (c.needsPickle ? pickleSkip() : false) }, async () => {
+      const cwd = c.cwd ? join(V, c.cwd) : V;
+      const r = await runTool(c.tool, c.args, cwd);
+      if (c.stdout !== undefined) assert.equal(r.stdout, expected(c.stdout), `stdout of ${c.tool} ${c.args.join(' ')}`);
+      assert.equal(r.stderr, c.stderr === undefined ? '' : expected(c.stderr), `stderr of ${c.tool} ${c.args.join(' ')}`);
+      assert.equal(r.status, c.status, `exit status of ${c.tool} ${c.args.join(' ')}`);
+    });
+  }
+});
