@@ -15,6 +15,7 @@ import {
   mkdtempSync,
   openSync,
   readSync,
+  readFileSync,
   renameSync,
   rmdirSync,
   existsSync,
@@ -40,7 +41,7 @@ import {
   STATUS_DIGIT_4,
   STATUS_FREE,
 } from './format.ts';
-import { CacheLock, pyRepr } from './lock.ts';
+import { CacheLock, LockError, pyRepr } from './lock.ts';
 import { TraceCode } from './trace-format.ts';
 import { TraceWriter, type TraceClock } from './trace-writer.ts';
 
@@ -228,7 +229,21 @@ export class ClientCache {
     let fd: number;
     let fsize = HEADER_SIZE;
     if (path) {
-      lock = await CacheLock.acquire(path + '.lock');
+      try {
+        lock = await CacheLock.acquire(path + '.lock');
+      } catch (e) {
+        if (e instanceof LockError) {
+          // as zc.lockfile does: say who holds it
+          let pid = '';
+          try {
+            pid = readFileSync(path + '.lock', 'latin1').trim().slice(0, 20);
+          } catch {
+            // unreadable: UNKNOWN
+          }
+          log.error({ err: e }, `Error locking file ${path}.lock; pid=${pid || 'UNKNOWN'}`);
+        }
+        throw e;
+      }
       try {
         try {
           fd = openSync(path, 'r+');

@@ -199,7 +199,9 @@ test('a second open of a locked cache fails with LockError; the lock file stays 
   const dir = tmp();
   const path = join(dir, 'l.zec');
   const c = await ClientCache.open(path, { size: 1000, logger: quiet(), trace: false });
-  await assert.rejects(ClientCache.open(path, { size: 1000, logger: quiet(), trace: false }), (e: unknown) => e instanceof LockError && e.message === `Couldn't lock '${path}.lock'`);
+  const log = quiet();
+  await assert.rejects(ClientCache.open(path, { size: 1000, logger: log, trace: false }), (e: unknown) => e instanceof LockError && e.message === `Couldn't lock '${path}.lock'`);
+  assert.deepEqual(log.lines.map((l) => [l.level, l.message]), [['ERROR', `Error locking file ${path}.lock; pid=${process.pid}`]]);
   assert.equal(readFileSync(path + '.lock', 'latin1'), ` ${process.pid}\n`);
   await c.close();
   assert.ok(existsSync(path + '.lock'));
