@@ -39,11 +39,25 @@ export class SizedMessageDecoder {
   private buffered = 0;
   private need: number | null = null;
 
-  constructor(readonly limit: number = 0xffffffff) {}
+  /** may be changed between messages (the primary raises it for the native channel) */
+  limit: number;
+
+  constructor(limit: number = 0xffffffff) {
+    this.limit = limit;
+  }
 
   /** Feed bytes; returns every complete payload, in order. */
   push(data: Buffer): Buffer[] {
     const out: Buffer[] = [];
+    this.feed(data, (m) => void out.push(m));
+    return out;
+  }
+
+  /**
+   * Feed bytes; `onMessage` runs for each complete payload before the next length prefix is
+   * looked at, so it may change `limit` for what follows. Stops early if it returns false.
+   */
+  feed(data: Buffer, onMessage: (m: Buffer) => boolean | void): void {
     if (data.length) {
       this.chunks.push(data);
       this.buffered += data.length;
@@ -56,10 +70,10 @@ export class SizedMessageDecoder {
         this.need = n;
       }
       if (this.buffered < this.need) break;
-      out.push(this.take(this.need));
+      const m = this.take(this.need);
       this.need = null;
+      if (onMessage(m) === false) break;
     }
-    return out;
   }
 
   /** Bytes of an incomplete message held. */

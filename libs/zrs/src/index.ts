@@ -18,3 +18,4 @@ export { FileIterator, TidTooHigh, IteratorError, ScanAborted, type ReplTransact
 export { Primary, DivergedError, asFileStorage, pyBytesRepr, type PrimaryOptions } from './primary.ts';
 export { Secondary, type SecondaryOptions, type SecondaryState, type ReplicaTarget } from './secondary.ts';
 export { parseAddress, addressRepr, addressText, sameAddress, listenArgs, connectArgs, type ZrsAddress } from './address.ts';
+export { registerZrsConfig, openZrs, openStorageSection, toZrsAddress, zrsType, legacyPrimaryType, legacySecondaryType, type OpenOptions } from './config.ts';

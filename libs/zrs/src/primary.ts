@@ -116,7 +116,9 @@ export class Primary implements IStorage {
       this.server.listen(listenArgs(addr), () => {
         this.server.off('error', reject);
         this.address = this.server.address();
-        resolve(this.address!);
+        const a = this.address!;
+        this.log.info({ replication: a }, `listening for secondaries on ${typeof a === 'string' ? a : `${a.address}:${a.port}`}`);
+        resolve(a);
       });
     });
     this.listening.catch((e) => this.log.error({ err: String(e) }, `cannot listen on ${addressRepr(addr)}`));
@@ -164,6 +166,15 @@ export class Primary implements IStorage {
 
   wakeAckWaiters(): void {
     for (const f of [...this.ackWaiters]) f();
+    const w = this.changeWaiters;
+    this.changeWaiters = [];
+    for (const f of w) f();
+  }
+  private changeWaiters: Array<() => void> = [];
+
+  /** Resolves at the next acknowledgement or secondary disconnect (tests, tools). */
+  changed(): Promise<void> {
+    return new Promise((r) => this.changeWaiters.push(r));
   }
 
   /** Number of native secondaries that acknowledged `tid` or later. */
@@ -350,7 +361,8 @@ export class Primary implements IStorage {
     if (this.closing) return;
     this.closing = true;
     this.log.info(`Closing ${this.storage.getName()} ${addressRepr(this.addr)}`);
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // net.Server.close calls back only when every connection is gone: start it, await it last
+    const stoppedListening = new Promise<void>((r) => this.server.close(() => r()));
     await this.storage.close();
     this.closed = true;
     this.wakeAckWaiters();
@@ -360,6 +372,7 @@ export class Primary implements IStorage {
     await Promise.race([Promise.all(done), new Promise<void>((r) => (timer = setTimeout(r, wait)))]);
     if (timer) clearTimeout(timer);
     for (const c of this.conns) c.destroy();
+    await stoppedListening;
     if (typeof this.addr === 'string' && existsSync(this.addr)) {
       try {
         unlinkSync(this.addr);
@@ -379,7 +392,7 @@ export class Primary implements IStorage {
 class PrimaryConnection {
   readonly peer: string;
   private readonly log: Logger;
-  private decoder = new SizedMessageDecoder(8);
+  private readonly decoder = new SizedMessageDecoder(8);
   protocol: string | null = null;
   native = false;
   started = false;
@@ -444,16 +457,14 @@ class PrimaryConnection {
   }
 
   private onData(d: Buffer): void {
-    let msgs: Buffer[];
     try {
-      msgs = this.decoder.push(d);
+      this.decoder.feed(d, (m) => {
+        if (this.stopped) return false;
+        this.onMessage(m);
+      });
     } catch (e) {
       if (e instanceof MessageTooLarge) return this.fail(e.message);
       return this.fail(String(e));
-    }
-    for (const m of msgs) {
-      if (this.stopped) return;
-      this.onMessage(m);
     }
   }
 
@@ -465,7 +476,7 @@ class PrimaryConnection {
       } else if (p === NATIVE_PROTOCOL) {
         this.protocol = p;
         this.native = true;
-        this.decoder = new SizedMessageDecoder(64 * 1024);
+        this.decoder.limit = 64 * 1024;
       } else {
         return this.fail(`Invalid protocol ${pyBytesRepr(m)}`);
       }

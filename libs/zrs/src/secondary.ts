@@ -28,6 +28,8 @@ import { SizedMessageDecoder, encodeSized } from './framing.ts';
 import { decodeMessage, extensionBytes, ProtocolError, type SMessage } from './messages.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
+import { Primary, type PrimaryOptions } from './primary.ts';
+import type { FileStorage } from '@zeo-ts/filestorage';
 
 export interface SecondaryOptions {
   logger?: Logger;
@@ -230,6 +232,10 @@ export class Secondary implements IStorage {
   }
 
   replicationStatus(): Record<string, unknown> {
+    if (this.writeTarget) {
+      const p = this.primary;
+      return { ...(p ? p.replicationStatus() : { role: 'primary', 'last-transaction': toHex(this.storage.lastTransaction()) }), promoted: true };
+    }
     const last = this.storage.lastTransaction();
     return {
       role: 'secondary',
@@ -259,7 +265,7 @@ export class Secondary implements IStorage {
     return this.storage.len();
   }
   isReadOnly(): boolean {
-    return true;
+    return this.writeTarget === null ? true : this.writeTarget.isReadOnly();
   }
   supportsUndo(): boolean {
     return this.storage.supportsUndo();
@@ -282,32 +288,42 @@ export class Secondary implements IStorage {
   history(oid: Oid, size?: number): Promise<HistoryEntry[]> {
     return this.storage.history(oid, size);
   }
+  /** after promote(): where writes go (the FileStorage, or a Primary around it) */
+  private writeTarget: IStorage | null = null;
+
+  private writer(): IStorage {
+    if (!this.writeTarget) throw new ReadOnlyError();
+    return this.writeTarget;
+  }
+  get promoted(): boolean {
+    return this.writeTarget !== null;
+  }
   async new_oid(): Promise<Oid> {
-    throw new ReadOnlyError();
+    return this.writer().new_oid();
   }
-  async tpc_begin(): Promise<void> {
-    throw new ReadOnlyError();
+  async tpc_begin(txn: TransactionMetaData, tid?: Tid, status?: string): Promise<void> {
+    return this.writer().tpc_begin(txn, tid, status);
   }
-  async store(): Promise<void> {
-    throw new ReadOnlyError();
+  async store(oid: Oid, serial: Tid, data: Buffer, txn: TransactionMetaData): Promise<void> {
+    return this.writer().store(oid, serial, data, txn);
   }
-  async restore(): Promise<void> {
-    throw new ReadOnlyError();
+  async restore(oid: Oid, serial: Tid, data: Buffer | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    return this.writer().restore(oid, serial, data, prevTxn, txn);
   }
-  async deleteObject(): Promise<void> {
-    throw new ReadOnlyError();
+  async deleteObject(oid: Oid, serial: Tid, txn: TransactionMetaData): Promise<void> {
+    return this.writer().deleteObject(oid, serial, txn);
   }
-  async checkCurrentSerialInTransaction(): Promise<void> {
-    throw new ReadOnlyError();
+  async checkCurrentSerialInTransaction(oid: Oid, serial: Tid, txn: TransactionMetaData): Promise<void> {
+    return this.writer().checkCurrentSerialInTransaction(oid, serial, txn);
   }
-  async tpc_vote(): Promise<Oid[] | undefined> {
-    throw new ReadOnlyError();
+  async tpc_vote(txn: TransactionMetaData): Promise<Oid[] | undefined> {
+    return this.writer().tpc_vote(txn);
   }
-  async tpc_finish(): Promise<Tid> {
-    throw new ReadOnlyError();
+  async tpc_finish(txn: TransactionMetaData): Promise<Tid> {
+    return this.writer().tpc_finish(txn);
   }
-  async tpc_abort(): Promise<void> {
-    // nothing of ours to abort
+  async tpc_abort(txn: TransactionMetaData): Promise<void> {
+    if (this.writeTarget) return this.writeTarget.tpc_abort(txn);
   }
   undoLog(first?: number, last?: number, filter?: UndoFilter): Promise<UndoLogEntry[]> {
     return this.storage.undoLog(first, last, filter);
@@ -315,8 +331,8 @@ export class Secondary implements IStorage {
   undoInfo(first?: number, last?: number, specification?: Record<string, Buffer | string>): Promise<UndoLogEntry[]> {
     return this.storage.undoInfo(first, last, specification);
   }
-  async undo(): Promise<Oid[]> {
-    throw new ReadOnlyError();
+  async undo(transactionId: Buffer, txn: TransactionMetaData): Promise<Oid[]> {
+    return this.writer().undo(transactionId, txn);
   }
   pack(t: number, gc?: boolean): Promise<void> {
     return this.storage.pack(t, gc);
@@ -352,13 +368,44 @@ export class Secondary implements IStorage {
     this.setState('closed');
   }
 
+  /**
+   * Promotion (spec §3.5, done online): stop replicating and become writable. With `listen`,
+   * a Primary is started on the storage so other secondaries can re-point here (their history
+   * being a prefix of ours, they continue without a full copy). A relay (whose storage is
+   * already a Primary) keeps its listener.
+   */
+  async promote(listen?: ZrsAddress | null, options: PrimaryOptions = {}): Promise<void> {
+    if (this.writeTarget) return;
+    await this.stopReplication();
+    this.closed = true;
+    let target: IStorage = this.storage;
+    if (listen && !(this.storage instanceof Primary)) {
+      const p = new Primary(this.storage as FileStorage, listen, { logger: this.log, ...options });
+      await p.listening;
+      target = p;
+    }
+    this.writeTarget = target;
+    this.log.warn(`PROMOTED: ${this.storage.getName()} is now a writable primary at ${toHex(this.storage.lastTransaction())}${listen ? ` listening on ${addressRepr(listen)}` : ''}`);
+    this.signal();
+  }
+
+  /** the Primary serving other secondaries after promotion (or the relay's), if any */
+  get primary(): Primary | null {
+    if (this.writeTarget instanceof Primary) return this.writeTarget;
+    if (this.storage instanceof Primary) return this.storage;
+    return null;
+  }
+
   /** §6.12 / §14 #43 */
   async close(): Promise<void> {
-    if (this.state === 'closed' && this.closed) return;
+    if (this.state === 'closed' && this.closed && this.storageClosed) return;
     this.log.info(`Closing ${this.storage.getName()} ${this.addr === null ? 'None' : addressRepr(this.addr)}`);
     await this.stopReplication();
-    await this.storage.close();
+    this.storageClosed = true;
+    if (this.writeTarget && this.writeTarget !== this.storage) await this.writeTarget.close();
+    else await this.storage.close();
   }
+  private storageClosed = false;
 }
 
 /** One connection's receive side: decode, queue, apply in order. */
