@@ -1004,6 +1004,7 @@ export class FileStorage implements IStorage {
         renameSync(packPath, this.path);
         this.index = index;
         this.pos = size;
+        this.generation++;
         this.fd = openSync(this.path, 'r+');
         this.reader = this.makeReader();
         this.saveIndex();
@@ -1023,44 +1024,63 @@ export class FileStorage implements IStorage {
     };
   }
 
-  /** Synchronous iterator over committed transactions (spec §9.9). */
+  /** Bumped whenever pack swaps in a new data file. */
+  private generation = 0;
+
+  /**
+   * Synchronous iterator over committed transactions (spec §9.9). It reads through its own
+   * descriptor, so a pack that replaces the file meanwhile does not disturb it: it then finishes
+   * the file it started on (as Python's FileIterator does).
+   */
   *iterateSync(start?: Tid, stop?: Tid): Generator<FileTransactionRecord> {
     this.checkOpen();
-    let pos = MAGIC_LEN;
-    for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
-      if (this.closed) return;
-      const end = this.pos;
-      if (pos >= end) return;
-      let h: TxnHeaderAt;
-      try {
-        h = this.reader.readTxn(pos, end);
-      } catch (e) {
-        this.log.warn({ err: String(e) }, `iterator stopped at ${pos}`);
-        return;
+    const reader = FileReader.open(this.path);
+    const gen = this.generation;
+    let frozenEnd = -1;
+    const limit = () => {
+      if (gen === this.generation && !this.closed) return this.pos;
+      if (frozenEnd < 0) frozenEnd = reader.size();
+      return frozenEnd;
+    };
+    reader.useCache(new BlockCache(4 * 1024 * 1024, 65536), limit);
+    try {
+      let pos = MAGIC_LEN;
+      for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+        const end = limit();
+        if (pos >= end) return;
+        let h: TxnHeaderAt;
+        try {
+          h = reader.readTxn(pos, end);
+        } catch (e) {
+          this.log.warn({ err: String(e) }, `iterator stopped at ${pos}`);
+          return;
+        }
+        pos = h.end + 8;
+        if (h.status === STATUS_CHECKPOINT) return;
+        if (h.status === STATUS_UNDONE) continue;
+        if (start !== undefined && h.tid < start) continue;
+        if (stop !== undefined && h.tid > stop) return;
+        yield this.transactionRecord(h, reader);
       }
-      pos = h.end + 8;
-      if (h.status === STATUS_CHECKPOINT) return;
-      if (h.status === STATUS_UNDONE) continue;
-      if (start !== undefined && h.tid < start) continue;
-      if (stop !== undefined && h.tid > stop) return;
-      yield this.transactionRecord(h);
+    } finally {
+      reader.close();
     }
   }
 
-  private transactionRecord(h: TxnHeaderAt): FileTransactionRecord {
-    const meta = this.reader.readTxnMeta(h);
+  private transactionRecord(h: TxnHeaderAt, reader: FileReader = this.reader): FileTransactionRecord {
+    const meta = reader.readTxnMeta(h);
     const records: FileDataRecord[] = [];
-    for (const r of this.reader.records(h, 'lenient')) {
+    for (const r of reader.records(h, 'lenient')) {
       let data: Buffer | null = r.data;
       let dataTxn: Tid | null = null;
       if (!data && r.back !== 0) {
         try {
-          data = this.reader.loadBack(r.oid, r.back).data;
+          data = reader.loadBack(r.oid, r.back).data;
         } catch (e) {
           if (!(e instanceof POSKeyError)) throw e;
           data = null;
         }
-        dataTxn = this.reader.readDataHeader(r.back).tid;
+        dataTxn = reader.readDataHeader(r.back).tid;
       }
       records.push({ oid: r.oid, tid: r.tid, data, data_txn: dataTxn, pos: r.pos });
     }

@@ -58,3 +58,27 @@ test('filestorage §10.3: commits made while pack runs survive it, and pack outp
   assert.equal(again.len(), 201);
   await again.close();
 });
+
+test('filestorage §9.9: an iterator started before a pack finishes the file it started on', async () => {
+  const p = join(mkdtempSync(join(tmpdir(), 'fspi-')), 'Data.fs');
+  const fs = new FileStorage(p, { logger: pino({ level: 'silent' }) });
+  let serial = 0n;
+  const tids: Tid[] = [];
+  for (let i = 0; i < 30; i++) {
+    const txn = new TransactionMetaData('', `t${i}`);
+    await fs.tpc_begin(txn);
+    await fs.store(0n, serial, makeRecord({ value: `v${i}` }), txn);
+    await fs.tpc_vote(txn);
+    serial = await fs.tpc_finish(txn);
+    tids.push(serial);
+  }
+  const it = fs.iterateSync();
+  const seen: Tid[] = [it.next().value!.tid];
+  await fs.pack(Date.now() / 1000 + 1, true);
+  for (const t of it) seen.push(t.tid);
+  assert.deepEqual(seen, tids);
+  // a new iterator sees the packed file: one 'p' transaction
+  const after = [...fs.iterateSync()];
+  assert.deepEqual(after.map((t) => [t.tid, t.status]), [[tids[29], 'p']]);
+  await fs.close();
+});
