@@ -803,6 +803,7 @@ export class FileStorage implements IStorage {
     }
     this.pos = a.nextpos;
     for (const [oid, p] of a.tindex) this.index.set(oid, p);
+    this.indexVersion++;
     this.ltid = a.tid;
     this.active = null;
     const oids = [...a.tindex.keys()];
@@ -1005,6 +1006,7 @@ export class FileStorage implements IStorage {
         this.index = index;
         this.pos = size;
         this.generation++;
+        this.indexVersion++;
         this.fd = openSync(this.path, 'r+');
         this.reader = this.makeReader();
         this.saveIndex();
@@ -1026,6 +1028,9 @@ export class FileStorage implements IStorage {
 
   /** Bumped whenever pack swaps in a new data file. */
   private generation = 0;
+  /** Bumped whenever the committed index changes (sorted-oid cache for record_iternext). */
+  private indexVersion = 0;
+  private sortedOidsCache: { gen: number; oids: bigint[] } | null = null;
 
   /**
    * Synchronous iterator over committed transactions (spec §9.9). It reads through its own
@@ -1109,7 +1114,8 @@ export class FileStorage implements IStorage {
    * and the following oid (null at the end). POSKeyError on a deleted object.
    */
   async record_iternext(next?: Oid | null): Promise<{ oid: Oid; tid: Tid; data: Buffer; next: Oid | null }> {
-    const oids = this.index.sortedOids();
+    if (!this.sortedOidsCache || this.sortedOidsCache.gen !== this.indexVersion) this.sortedOidsCache = { gen: this.indexVersion, oids: this.index.sortedOids() };
+    const oids = this.sortedOidsCache.oids;
     if (oids.length === 0) throw new StorageError('record_iternext: empty storage');
     let i = 0;
     if (next !== undefined && next !== null) {

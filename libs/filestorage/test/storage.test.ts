@@ -380,3 +380,34 @@ test('filestorage §10.2: undo of a transaction that stored one oid twice succee
   ]);
   await fs.close();
 });
+
+test('quota: a store beyond the quota raises FileStorageQuotaError and nothing is written', async () => {
+  const p = join(tmp(), 'Data.fs');
+  const fs = new FileStorage(p, { quota: 300 });
+  await commitOne(fs, [[0n, Buffer.alloc(100, 1)]]);
+  const size = readFileSync(p).length;
+  const txn = new TransactionMetaData();
+  await fs.tpc_begin(txn);
+  await fs.store(1n, 0n, Buffer.alloc(100, 2), txn);
+  await assert.rejects(fs.store(2n, 0n, Buffer.alloc(100, 3), txn), (e: unknown) => (e as Error).name === 'FileStorageQuotaError');
+  await fs.tpc_abort(txn);
+  assert.equal(readFileSync(p).length, size);
+  await fs.close();
+});
+
+test('record_iternext walks every oid in order (sorted oids cached until the index changes)', async () => {
+  const fs = new FileStorage(join(tmp(), 'Data.fs'));
+  await commitOne(fs, [[5n, Buffer.from('e')], [1n, Buffer.from('a')], [3n, Buffer.from('c')]]);
+  const seen: bigint[] = [];
+  let next: bigint | null | undefined;
+  for (let i = 0; i < 10; i++) {
+    const r = await fs.record_iternext(next);
+    seen.push(r.oid);
+    if (r.next === null) break;
+    next = r.next;
+  }
+  assert.deepEqual(seen, [1n, 3n, 5n]);
+  await commitOne(fs, [[2n, Buffer.from('b')]]);
+  assert.equal((await fs.record_iternext(2n)).oid, 2n);
+  await fs.close();
+});
