@@ -120,6 +120,7 @@ async function main(): Promise<void> {
     const openWithIndexS = now() - t1;
     const openWithIndexCpu = cpu() - c3;
     assertEq(withIndex.len(), N);
+    const indexBytes = withIndex.index.byteLength;
 
     // random loadBefore (in-process, through the async API)
     const LOADS = 300_000;
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
       openWithoutIndexSeconds: +openNoIndexS.toFixed(3),
       openWithoutIndexCpuSeconds: +openNoIndexCpu.toFixed(3),
       openTarget: 'with index < 1 s',
+      indexMB: +(indexBytes / 2 ** 20).toFixed(1),
+      indexBytesPerObject: +(indexBytes / N).toFixed(1),
       loadBefore: { loads: LOADS, seconds: +loadS.toFixed(3), loadsPerSecond: Math.round(LOADS / loadS), loadsPerCpuSecond: Math.round(LOADS / loadCpu), cacheMB: 64, target: '>= 200000' },
     };
     rmSync(file, { force: true });

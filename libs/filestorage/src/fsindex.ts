@@ -29,6 +29,11 @@ export class FsIndex {
     this.mask = cap - 1;
   }
 
+  /** bytes held by the table's typed arrays */
+  get byteLength(): number {
+    return this.hi.byteLength + this.lo.byteLength + this.pos.byteLength;
+  }
+
   /** number of oids with a position */
   get size(): number {
     return this.live;
