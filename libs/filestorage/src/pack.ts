@@ -62,6 +62,10 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
       packer.close();
     }
     if (!result) return;
+    if (inner.closed()) {
+      if (existsSync(packPath)) unlinkSync(packPath);
+      throw new FileStorageError(`${storage.path} was closed while packing; pack abandoned`);
+    }
     inner.swap(packPath, result.index, result.size);
     log.info({ size: result.size }, 'pack finished');
   } finally {

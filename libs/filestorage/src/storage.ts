@@ -991,8 +991,10 @@ export class FileStorage implements IStorage {
       referencesf: this.options.referencesf,
       keepOld: this.options.packKeepOld ?? true,
       readOnly: this.readOnly,
+      closed: () => this.closed,
       /** swap in the packed file: called with the commit lock held */
       swap: (packPath: string, index: FsIndex, size: number) => {
+        if (this.closed) throw new StorageError(`${this.name} was closed while packing; pack abandoned`);
         closeSync(this.fd);
         const oldPath = this.path + '.old';
         try {

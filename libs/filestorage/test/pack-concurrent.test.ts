@@ -82,3 +82,23 @@ test('filestorage §9.9: an iterator started before a pack finishes the file it 
   assert.deepEqual(after.map((t) => [t.tid, t.status]), [[tids[29], 'p']]);
   await fs.close();
 });
+
+test('closing the storage while a pack runs abandons the pack and leaves the file intact', async () => {
+  const p = join(mkdtempSync(join(tmpdir(), 'fspx-')), 'Data.fs');
+  const fs = new FileStorage(p, { logger: pino({ level: 'silent' }) });
+  let serial = 0n;
+  for (let i = 0; i < 3000; i++) {
+    const txn = new TransactionMetaData();
+    await fs.tpc_begin(txn);
+    await fs.store(0n, serial, makeRecord({ value: `v${i}` }), txn);
+    await fs.tpc_vote(txn);
+    serial = await fs.tpc_finish(txn);
+  }
+  const { readFileSync, existsSync } = await import('node:fs');
+  const before = readFileSync(p);
+  const packing = fs.pack(Date.now() / 1000 + 1, true);
+  await fs.close();
+  await assert.rejects(packing, /closed while packing/);
+  assert.deepEqual(readFileSync(p), before);
+  assert.equal(existsSync(p + '.pack'), false);
+});
