@@ -722,7 +722,7 @@ export class FileStorage implements IStorage {
       const h = this.reader.txnBefore(pos);
       if (!h) break;
       if (h.tid === tid) return h;
-      if (h.tid < tid) break; // tids increase: it cannot be earlier
+      // no early stop on smaller tids: files with time-stamp reductions exist (Python scans all)
       pos = h.pos;
     }
     throw new UndoError('Invalid transaction id');
