@@ -15,6 +15,7 @@ import {
   type DataHeader,
   type TxnHeader,
 } from '@zeo-ts/filestorage';
+import { bytesRepr, oidRepr } from './pyfmt.ts';
 
 export { DATA_HDR_LEN, TRANS_HDR_LEN };
 
@@ -156,10 +157,22 @@ export function loadBackLenient(f: RawFile, oid: bigint, back: number): { data: 
   }
 }
 
-export function readDataHeaderAt(f: RawFile, pos: number): DataHeader {
+/** Python's CorruptedDataError, whose text the tools print ("Error reading oid 0x01.  Found b'...' at 123"). */
+export class CorruptedDataText extends ToolError {
+  override name = 'CorruptedDataError';
+  constructor(oid: bigint | null, buf: Buffer, pos: number) {
+    let msg = oid !== null ? `Error reading oid ${oidRepr(oid)}.  Found ${bytesRepr(buf)}` : `Error reading unknown oid.  Found ${bytesRepr(buf)}`;
+    if (pos) msg += ` at ${pos}`;
+    super(msg);
+  }
+}
+
+/** The data record header at pos; with `oid`, it must be a record of that oid (Python's _read_data_header). */
+export function readDataHeaderAt(f: RawFile, pos: number, oid: bigint | null = null): DataHeader {
   const b = f.read(pos, DATA_HDR_LEN);
-  if (b.length !== DATA_HDR_LEN) throw new ToolError(`${f.path}: truncated data record header at ${pos}`);
+  if (b.length !== DATA_HDR_LEN) throw new CorruptedDataText(oid, b, pos);
   const h = decodeDataHdr(b, 0);
+  if (oid !== null && h.oid !== oid) throw new CorruptedDataText(oid, b, pos);
   if (h.vlen !== 0) throw new ToolError("Non-zero version length. Versions aren't supported.");
   return h;
 }
@@ -258,9 +271,7 @@ export function* iterateRecords(f: RawFile, t: IterTxn, warn: (w: IterWarning) =
     else if (back === 0) data = null;
     else {
       data = loadBackLenient(f, h.oid, back).data;
-      const bh = readDataHeaderAt(f, back);
-      if (bh.oid !== h.oid) throw new ToolError(`${f.path}: backpointer at ${pos} names a record of another oid at ${back}`);
-      dataTxn = bh.tid;
+      dataTxn = readDataHeaderAt(f, back, h.oid).tid;
     }
     yield { oid: h.oid, tid: h.tid, data, dataTxn, pos };
     pos += dlen;
