@@ -6,7 +6,7 @@
  * boundary). A commit writes the whole transaction with status 'c' at vote, flips the status byte
  * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import {
   ConflictError,
@@ -793,7 +793,8 @@ export class FileStorage implements IStorage {
     if (!a.voted) throw new StorageTransactionError('tpc_finish called before tpc_vote');
     try {
       this.writeAll(Buffer.from(a.status, 'latin1'), this.pos + 16);
-      fsyncSync(this.fd);
+      // fdatasync: flushes the data and the size change the commit made (what durability needs)
+      fdatasyncSync(this.fd);
     } catch (e) {
       this.log.fatal({ err: String(e) }, 'Failure in _finish. Closing.');
       this.active = null;
