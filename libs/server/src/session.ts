@@ -27,6 +27,7 @@ import {
   type Tid,
   type TransactionRecord,
   type DataRecord,
+  type UndoLogEntry,
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
 import { resolveLengthConflict } from './resolve.ts';
@@ -960,13 +961,15 @@ export class ZEOSession implements LockClient {
   private async undoInfo(first: number, last: number, spec: unknown): Promise<PyListValue> {
     const s = this.reg().storage;
     if (!s.supportsUndo()) return pyList([]);
-    let specification: Record<string, Buffer | string> | undefined;
-    if (spec !== null && spec !== undefined) {
-      specification = {};
-      const entries = spec instanceof Map ? [...spec.entries()] : Object.entries(spec as object);
-      for (const [k, v] of entries) specification[String(k)] = Buffer.isBuffer(v) || typeof v === 'string' ? v : String(v);
-    }
-    return pyList((await s.undoInfo(first, last, specification)).map(undoMap));
+    if (spec === null || spec === undefined) return pyList((await s.undoLog(first, last)).map(undoMap));
+    const entries: Array<[string, unknown]> = spec instanceof Map ? [...spec.entries()].map(([k, v]) => [String(k), v]) : Object.entries(spec as object);
+    // As ZODB's undoInfo: keep entries whose description dict has every key with an equal value
+    // (a ZopeUndo Prefix matches by prefix).
+    const filter = (e: UndoLogEntry) => {
+      const d = undoMap(e);
+      return entries.every(([k, v]) => specMatches(d[k], v));
+    };
+    return pyList((await s.undoLog(first, last, filter)).map(undoMap));
   }
 
   private async pack(t: number, wait: boolean): Promise<null> {
@@ -1138,6 +1141,32 @@ function encodeExt(ext: unknown): Buffer {
   const obj: Record<string, unknown> = ext instanceof Map ? Object.fromEntries(ext) : (ext as Record<string, unknown>);
   if (typeof obj !== 'object' || Object.keys(obj).length === 0) return Buffer.alloc(0);
   return encodeExtension(obj);
+}
+
+/** Python equality of an undo description value with a spec value (bytes/str, ZopeUndo Prefix). */
+function specMatches(actual: unknown, wanted: unknown): boolean {
+  const prefix = zopeUndoPrefix(wanted);
+  if (prefix !== null) {
+    const a = Buffer.isBuffer(actual) ? actual.toString('utf8') : typeof actual === 'string' ? actual : null;
+    return a !== null && a.slice(0, prefix.length) === prefix;
+  }
+  if (Buffer.isBuffer(actual) && wanted instanceof Uint8Array) return actual.equals(wanted);
+  if (typeof actual === 'string' && typeof wanted === 'string') return actual === wanted;
+  if (actual instanceof PyFloat) return typeof wanted === 'number' && actual.value === wanted;
+  return actual === wanted;
+}
+
+/** The path of a ZopeUndo.Prefix instance decoded by the Z5 codec, else null. */
+function zopeUndoPrefix(v: unknown): string | null {
+  const inner = v && typeof v === 'object' && 'value' in v ? (v as { value: unknown }).value : v;
+  const o = inner as { className?: string; state?: unknown; args?: unknown[] } | null;
+  if (!o || typeof o !== 'object' || o.className !== 'ZopeUndo.Prefix.Prefix') return null;
+  const st = o.state instanceof Map ? o.state.get('value') : (o.state as Record<string, unknown> | undefined)?.value;
+  const pair = Array.isArray(st) ? st : null;
+  const path = pair ? pair[1] : Array.isArray(o.args) ? o.args[0] : undefined;
+  if (typeof path === 'string') return path;
+  if (Buffer.isBuffer(path)) return path.toString('utf8');
+  return null;
 }
 
 function undoMap(x: { id: Buffer; time: number; user_name: Buffer; description: Buffer; extension: Buffer } & { size?: number }): Record<string, unknown> {

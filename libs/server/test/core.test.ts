@@ -473,3 +473,22 @@ test('monitor report shows the commit-lock line only while the lock is held (#88
   assert.doesNotMatch(server.monitorReport(), /Commit lock held for/);
   await server.close();
 });
+
+test('undoInfo filters by spec values, a ZopeUndo Prefix by prefix (S-36)', async () => {
+  const { server } = setup();
+  const a = await registered(server);
+  let serial = Z64;
+  for (const d of ['/site/a', '/site/b', '/other/c']) {
+    a.oneway('tpc_begin', 1, Buffer.alloc(0), Buffer.from(d), {}, null, ' ');
+    a.oneway('storea', Z64, serial, rec(1), 1);
+    await a.rpc('vote', 1);
+    serial = (await a.rpc('tpc_finish', 1)) as Buffer;
+  }
+  const descs = (v: unknown) => (v as PyListValue).items.map((x) => ((x as Record<string, Buffer>).description).toString());
+  assert.deepEqual(descs(await a.rpc('undoInfo', 0, -20, { description: Buffer.from('/other/c') })), ['/other/c']);
+  // what the Z5 codec hands over for a pickled ZopeUndo.Prefix('/site')
+  const prefix = { value: { className: 'ZopeUndo.Prefix.Prefix', state: new Map([['value', [5, '/site']]]) } };
+  assert.deepEqual(descs(await a.rpc('undoInfo', 0, -20, { description: prefix })), ['/site/b', '/site/a']);
+  assert.equal(descs(await a.rpc('undoInfo', 0, -20, null)).length, 3);
+  await server.close();
+});
