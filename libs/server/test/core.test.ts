@@ -492,3 +492,23 @@ test('undoInfo filters by spec values, a ZopeUndo Prefix by prefix (S-36)', asyn
   assert.equal(descs(await a.rpc('undoInfo', 0, -20, null)).length, 3);
   await server.close();
 });
+
+test('restore with an explicit tid and status; a tid not after the last one fails the vote (§10.12)', async () => {
+  const { server } = setup();
+  const a = await registered(server);
+  const b = await registered(server);
+  const t1 = oid(0x03f58e0000000000n);
+  a.oneway('tpc_begin', 1, Buffer.from('u'), Buffer.from('copied'), {}, t1, 'p');
+  a.oneway('restorea', Z64, t1, rec(7), null, 1);
+  a.oneway('restorea', oid(1), t1, null, null, 1);
+  assert.deepEqual(((await a.rpc('vote', 1)) as PyListValue).items, []);
+  assert.deepEqual(await a.rpc('tpc_finish', 1), t1);
+  assert.deepEqual(b.invalidations(), [{ tid: t1, oids: [Z64, oid(1)] }]);
+  assert.deepEqual(await b.rpc('loadBefore', Z64, MAXTID), [rec(7), t1, null]);
+  const it = (await a.rpc('iterator_start', null, null)) as number;
+  assert.equal(((await a.rpc('iterator_next', it)) as unknown[])[1], 'p');
+  a.oneway('tpc_begin', 2, Buffer.alloc(0), Buffer.alloc(0), {}, t1, ' ');
+  a.oneway('restorea', Z64, t1, rec(8), null, 2);
+  await rejects(a.rpc('vote', 2), 'ZODB.POSException.StorageTransactionError');
+  await server.close();
+});
