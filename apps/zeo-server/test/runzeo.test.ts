@@ -283,3 +283,34 @@ test('client-conflict-resolution: on unless the configuration sets it (ccr maps 
   assert.ok(Array.isArray(dflt) && dflt.length === 1 && 'serials' in dflt[0]!, 'conflict map by default');
   assert.equal(await staleVote('off.conf'), 'ZODB.POSException.ConflictError');
 });
+
+test('two -f give storages 1 and 2; -f and -a replace the configuration (#58, #59)', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'zeo.conf'), '<zeo>\n  address 127.0.0.1:1\n</zeo>\n<mappingstorage main>\n</mappingstorage>\n');
+  const r = inProcess(['-C', 'zeo.conf', '-a', '127.0.0.1:0', '-f', 'a.fs', '-f', 'b.fs'], dir);
+  const a = (await r.address) as { port: number };
+  assert.ok(a.port > 1);
+  const c = new RpcConnection(net.connect(a.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+  await c.call('register', ['2', false]);
+  assert.equal(((await c.call('get_info', [])) as Record<string, unknown>).name, 'b.fs');
+  c.close();
+  const d = new RpcConnection(net.connect(a.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+  await assert.rejects(d.call('register', ['main', false]), /unknown storage: main/);
+  d.close();
+  r.signals.emit('SIGTERM');
+  assert.equal(await r.code, 0);
+});
+
+test('a stale Unix socket file is replaced; after SIGTERM it is gone (#67)', async () => {
+  const dir = tempDir();
+  const sock = join(dir, 'zeo.sock');
+  writeFileSync(sock, 'stale');
+  const r = inProcess(['-a', sock, '-f', 'Data.fs'], dir);
+  assert.deepEqual(await r.address, { path: sock });
+  const c = new RpcConnection(net.connect(sock), { role: 'client', heartbeatInterval: 0 });
+  assert.deepEqual(await c.call('register', ['1', false]), Buffer.alloc(8));
+  c.close();
+  r.signals.emit('SIGTERM');
+  assert.equal(await r.code, 0);
+  assert.ok(!existsSync(sock));
+});
