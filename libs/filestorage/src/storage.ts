@@ -1052,7 +1052,7 @@ export class FileStorage implements IStorage {
     };
     reader.useCache(new BlockCache(4 * 1024 * 1024, 65536), limit);
     try {
-      let pos = MAGIC_LEN;
+      let pos = start === undefined ? MAGIC_LEN : this.startPosition(reader, start, limit());
       for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
         const end = limit();
         if (pos >= end) return;
@@ -1072,6 +1072,34 @@ export class FileStorage implements IStorage {
       }
     } finally {
       reader.close();
+    }
+  }
+
+  /**
+   * Where a forward iteration from tid `start` may begin: a transaction boundary at or before
+   * the first transaction with tid >= start. When `start` lies in the newer half of the tid
+   * range (the common case: replicas and clients catching up) the file is walked backwards from
+   * its end instead of forwards from its start. Falls back to the start on any doubt.
+   */
+  private startPosition(reader: FileReader, start: Tid, end: number): number {
+    try {
+      if (end <= MAGIC_LEN) return MAGIC_LEN;
+      const first = reader.readTxnHeader(MAGIC_LEN).tid;
+      const lastH = reader.txnBefore(end);
+      if (!lastH || start <= first) return MAGIC_LEN;
+      if (start > lastH.tid) return end;
+      const frac = Number(start - first) / Number(lastH.tid - first);
+      if (frac < 0.5) return MAGIC_LEN;
+      let pos = end;
+      let steps = 0;
+      for (const h of reader.transactionsBackward(end)) {
+        if (h.tid < start) return pos;
+        pos = h.pos;
+        if (++steps > 100_000_000) break;
+      }
+      return MAGIC_LEN;
+    } catch {
+      return MAGIC_LEN;
     }
   }
 

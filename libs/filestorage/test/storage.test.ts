@@ -411,3 +411,21 @@ test('record_iternext walks every oid in order (sorted oids cached until the ind
   assert.equal((await fs.record_iternext(2n)).oid, 2n);
   await fs.close();
 });
+
+test('filestorage §16 #25: iterator(start, stop) gives the same transactions whichever way it seeks', async () => {
+  const fs = new FileStorage(join(tmp(), 'Data.fs'));
+  const tids: Tid[] = [];
+  for (let i = 0; i < 40; i++) tids.push(await commitOne(fs, [[BigInt(i % 5), Buffer.from(`v${i}`)]]));
+  const list = (start?: Tid, stop?: Tid) => [...fs.iterateSync(start, stop)].map((t) => t.tid);
+  assert.deepEqual(list(), tids);
+  const want = (start: Tid, stop?: Tid) => tids.filter((t) => t >= start && (stop === undefined || t <= stop));
+  for (const i of [0, 1, 10, 19, 20, 21, 30, 38, 39]) {
+    assert.deepEqual(list(tids[i]), want(tids[i]!), `start at #${i}`);
+    assert.deepEqual(list(tids[i]! - 1n), want(tids[i]! - 1n), `start just before #${i}`);
+    assert.deepEqual(list(tids[i]! + 1n), want(tids[i]! + 1n), `start just after #${i}`);
+    assert.deepEqual(list(tids[i], tids[Math.min(39, i + 3)]), want(tids[i]!, tids[Math.min(39, i + 3)]));
+  }
+  assert.deepEqual(list(tids[39]! + 1n), []);
+  assert.deepEqual(list(0n), tids);
+  await fs.close();
+});
