@@ -314,3 +314,25 @@ test('a stale Unix socket file is replaced; after SIGTERM it is gone (#67)', asy
   assert.equal(await r.code, 0);
   assert.ok(!existsSync(sock));
 });
+
+test('record_iternext over FileStorage: ValueError("empty tree") when empty, then oid order (§8.2, Appendix A #11)', async () => {
+  const dir = tempDir();
+  const r = inProcess(['-a', '127.0.0.1:0', '-f', 'Data.fs'], dir);
+  const a = (await r.address) as { port: number };
+  const c = new RpcConnection(net.connect(a.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0 });
+  await c.call('register', ['1', false]);
+  await assert.rejects(c.call('record_iternext', [null]), (e: Error) => /empty tree/.test(e.message));
+  const z = Buffer.alloc(8);
+  const one = Buffer.from('0000000000000001', 'hex');
+  const data = Buffer.from('8003634254726565732e4c656e6774680a4c656e6774680a71002e80034b012e', 'hex');
+  c.callOneWay('tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+  c.callOneWay('storea', [z, z, data, 1]);
+  c.callOneWay('storea', [one, z, data, 1]);
+  await c.call('vote', [1]);
+  const tid = await c.call('tpc_finish', [1]);
+  assert.deepEqual(await c.call('record_iternext', [null]), [z, tid, data, one]);
+  assert.deepEqual(await c.call('record_iternext', [one]), [one, tid, data, null]);
+  c.close();
+  r.signals.emit('SIGTERM');
+  assert.equal(await r.code, 0);
+});

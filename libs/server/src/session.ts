@@ -619,7 +619,14 @@ export class ZEOSession implements LockClient {
     if (typeof s.record_iternext !== 'function') {
       throw new PyBuiltinError('AttributeError', ["'ZEOStorage' object has no attribute 'record_iternext'"]);
     }
-    const r = await s.record_iternext(next === null ? null : u64(next));
+    let r: unknown;
+    try {
+      r = await s.record_iternext(next === null ? null : u64(next));
+    } catch (err) {
+      // the reference (a BTree walk) fails on an empty storage with ValueError('empty tree')
+      if (err instanceof StorageError && /empty/.test(err.message)) throw new PyBuiltinError('ValueError', ['empty tree']);
+      throw err;
+    }
     const get = (k: string, i: number): unknown => (Array.isArray(r) ? r[i] : (r as Record<string, unknown>)[k]);
     const idb = (v: unknown) => (v === null || v === undefined ? null : typeof v === 'bigint' ? p64(v) : v);
     return [idb(get('oid', 0)), idb(get('tid', 1)), get('data', 2), idb(get('next', 3))];

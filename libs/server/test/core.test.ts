@@ -477,7 +477,7 @@ test('monitor report shows the commit-lock line only while the lock is held (#88
 test('undoInfo filters by spec values, a ZopeUndo Prefix by prefix (S-36)', async () => {
   const { server } = setup();
   const a = await registered(server);
-  let serial = Z64;
+  let serial: Buffer = Z64;
   for (const d of ['/site/a', '/site/b', '/other/c']) {
     a.oneway('tpc_begin', 1, Buffer.alloc(0), Buffer.from(d), {}, null, ' ');
     a.oneway('storea', Z64, serial, rec(1), 1);
