@@ -270,7 +270,6 @@ export function cacheStats(argv: string[], out: LineOut, err: LineOut): number {
     dumpbysize(out, bysizew, 'written', 'writes');
     dumpbysize(out, bysize, 'loaded', 'loads');
   }
-  void elapsed;
   return 0;
 }
 
