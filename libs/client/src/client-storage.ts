@@ -125,6 +125,8 @@ export interface ClientStorageOptions {
   encoding?: 'auto' | EncodingLetter;
   /** application conflict resolution for servers in client-conflict-resolution mode */
   conflictResolver?: ConflictResolver;
+  /** seconds allowed for connecting and for the handshake + register answer (default 30) */
+  connectTimeout?: number;
   /** heartbeat period in ms (default 60000) */
   heartbeatInterval?: number;
   /** bound on invalidations queued during verification (default 100000) */
@@ -264,7 +266,7 @@ export class ClientStorage implements IStorage {
   readonly storageName: string;
   readonly log: Logger;
   readonly cache: ClientCache;
-  private readonly opts: Required<Pick<ClientStorageOptions, 'readOnly' | 'readOnlyFallback' | 'waitTimeout' | 'minDisconnectPoll' | 'maxDisconnectPoll' | 'registrationRetry' | 'serverSync' | 'maxQueuedInvalidations'>> & ClientStorageOptions;
+  private readonly opts: Required<Pick<ClientStorageOptions, 'readOnly' | 'readOnlyFallback' | 'waitTimeout' | 'minDisconnectPoll' | 'maxDisconnectPoll' | 'registrationRetry' | 'serverSync' | 'maxQueuedInvalidations' | 'connectTimeout'>> & ClientStorageOptions;
   private readonly displayName: string;
   private active: ServerConn | null = null;
   private everConnected = false;
@@ -284,6 +286,8 @@ export class ClientStorage implements IStorage {
   private lockWaiters: Array<() => void> = [];
   private txnCounter = 0;
   private readonly loops: Promise<void>[] = [];
+  /** sockets still connecting (destroyed by close) */
+  private readonly connecting = new Set<net.Socket>();
 
   private constructor(options: ClientStorageOptions, cache: ClientCache) {
     this.addresses = normalizeAddresses(options.addresses);
@@ -300,6 +304,7 @@ export class ClientStorage implements IStorage {
       registrationRetry: options.registrationRetry ?? 9,
       serverSync: options.serverSync ?? false,
       maxQueuedInvalidations: options.maxQueuedInvalidations ?? 100000,
+      connectTimeout: options.connectTimeout ?? 30,
     };
     if (!(this.opts.minDisconnectPoll > 0) || this.opts.maxDisconnectPoll < this.opts.minDisconnectPoll) {
       throw new RangeError(`invalid disconnect poll range ${this.opts.minDisconnectPoll}..${this.opts.maxDisconnectPoll}`);
@@ -460,7 +465,12 @@ export class ClientStorage implements IStorage {
         });
       }
       sock.once('error', onError);
-      sock.setTimeout(30000, () => onError(new ClientDisconnected(`connect to ${addressRepr(address)} timed out`)));
+      this.connecting.add(sock);
+      sock.once('close', () => {
+        this.connecting.delete(sock);
+        reject(new ClientDisconnected(`connection to ${addressRepr(address)} closed while connecting`)); // no-op once connected
+      });
+      sock.setTimeout(this.opts.connectTimeout * 1000, () => onError(new ClientDisconnected(`connect to ${addressRepr(address)} timed out`)));
     });
   }
 
@@ -474,6 +484,7 @@ export class ClientStorage implements IStorage {
       return 'connect-failed';
     }
     sock.setTimeout(0);
+    this.connecting.delete(sock);
     sock.setNoDelay(true);
     if (this.closing) {
       sock.destroy();
@@ -492,6 +503,10 @@ export class ClientStorage implements IStorage {
     });
     this.conns.add(sc);
     sc.conn.on('close', () => this.connClosed(sc));
+    // a server that never announces or answers register (e.g. TLS vs plain): give up on it
+    const stall = setTimeout(() => {
+      if (sc.phase === 'registering') sc.conn.abort(new ClientDisconnected(`no ZEO handshake/register answer from ${addressRepr(address)} within ${this.opts.connectTimeout} s`));
+    }, this.opts.connectTimeout * 1000);
     try {
       await sc.conn.ready;
       let last: WireValue;
@@ -506,10 +521,12 @@ export class ClientStorage implements IStorage {
         sc.readOnly = true;
       }
       // serialise verifications (§12.3): one connection at a time decides and verifies
+      clearTimeout(stall);
       const run = this.verifyChain.then(() => this.adopt(sc, last));
       this.verifyChain = run.then(() => undefined, () => undefined);
       return await run;
     } catch (e) {
+      clearTimeout(stall);
       if (this.closing) {
         sc.conn.close();
         return 'not-needed';
@@ -1158,6 +1175,8 @@ export class ClientStorage implements IStorage {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    for (const sock of this.connecting) sock.destroy();
+    this.connecting.clear();
     const conns = [...this.conns];
     for (const sc of conns) sc.conn.close();
     this.active = null;

@@ -275,3 +275,22 @@ describe('ClientStorage verification and configuration', () => {
     assert.equal(p.tls, null);
   });
 });
+
+test('a server that accepts but never announces is given up after connectTimeout and retried (zeo5 C-1, C-12, §12.4)', async () => {
+  const net = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  let second!: () => void;
+  const twice = new Promise<void>((r) => (second = r));
+  const mute = net.createServer((s) => {
+    sockets.push(s);
+    if (sockets.length === 2) second();
+  });
+  await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+  const port = (mute.address() as import('node:net').AddressInfo).port;
+  const c = await ClientStorage.open({ ...fast, addresses: [port], connectTimeout: 0.2, wait: false });
+  await twice;
+  assert.equal(c.isConnected(), false);
+  await c.close();
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => mute.close(() => r()));
+});
