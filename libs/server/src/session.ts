@@ -931,15 +931,17 @@ export class ZEOSession implements LockClient {
   /** Abort `t` whatever its state: wait for a running vote/finish, abort the storage txn, release. */
   private async abortTxn(t: Txn, countAbort: boolean): Promise<void> {
     const e = this.entry!;
+    if (t.state === 'finishing') {
+      // the commit is under way: let it complete (it broadcasts and releases the lock itself)
+      if (t.running) await t.running.catch(() => undefined);
+      if (this.txn === t) this.clearTxn(t);
+      return;
+    }
     if (countAbort) e.stats.aborts++;
     t.cancelled = true;
     e.lock.release(this); // dequeues a waiting vote (it then fails)
     if (t.running) await t.running.catch(() => undefined);
     if (this.txn !== t) return; // the vote/finish already cleared it
-    if (t.state === 'finishing') {
-      this.clearTxn(t);
-      return;
-    }
     if (t.storageBegun) {
       t.storageBegun = false;
       await e.storage.tpc_abort(t.meta);

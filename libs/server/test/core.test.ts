@@ -512,3 +512,28 @@ test('restore with an explicit tid and status; a tid not after the last one fail
   await rejects(a.rpc('vote', 2), 'ZODB.POSException.StorageTransactionError');
   await server.close();
 });
+
+test('disconnect during tpc_finish: the commit completes, a queued voter still gets its invalidation first (S-18, S-27)', async () => {
+  const { server } = setup();
+  const a = await registered(server);
+  const b = await registered(server);
+  a.oneway('tpc_begin', 1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ');
+  a.oneway('storea', Z64, Z64, rec(1), 1);
+  await a.rpc('vote', 1);
+  b.oneway('tpc_begin', 2, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ');
+  b.oneway('storea', oid(1), Z64, rec(2), 2);
+  const bVote = b.rpc('vote', 2);
+  void a.rpc('tpc_finish', 1).catch(() => undefined);
+  const lost = a.session.connectionLost();
+  await bVote;
+  await lost;
+  const iInv = b.out.findIndex((o) => o.kind === 'call' && o.name === 'invalidateTransaction');
+  const iVote = b.out.findIndex((o) => o.kind === 'reply' && o.msgid === 2);
+  assert.ok(iInv >= 0 && iInv < iVote, 'invalidation of a\'s commit before b\'s vote reply');
+  const st = server.ruok()['1']!;
+  assert.equal(st.commits, 1);
+  assert.equal(st.aborts, 0);
+  await b.rpc('tpc_finish', 2);
+  assert.deepEqual(((await b.rpc('loadBefore', Z64, MAXTID)) as unknown[])[0], rec(1));
+  await server.close();
+});
