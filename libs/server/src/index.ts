@@ -2,7 +2,7 @@
  * @zeo-ts/server — the ZEO 5 storage server.
  *
  *   const server = new StorageServer({ '1': storage }, { client_conflict_resolution: true });
- *   const listener = await serve(server, { address: { host: '127.0.0.1', port: 0 }, encoding: 'M' });
+ *   const listener = await serve(server, { address: { host: '127.0.0.1', port: 0 }, announce: 'M' });
  *   ...
  *   await listener.close();   // stops accepting, closes connections
  *   await server.close();     // aborts transactions, closes storages
