@@ -73,7 +73,7 @@ export class StorageEntry {
    * Fill the queue at startup (§11.3): from the storage's recent history when it can tell
    * (`lastInvalidations(n)`, oldest first), else the sentinel (lastTransaction, none).
    */
-  private setupInvalidationQueue(): void {
+  setupInvalidationQueue(): void {
     this.invq.length = 0;
     const s = this.storage as unknown as { lastInvalidations?: (n: number) => Array<[Tid, Oid[]]> };
     if (typeof s.lastInvalidations === 'function') {
@@ -195,6 +195,18 @@ export class StorageServer {
 
   get sessionCount(): number {
     return this.allSessions.size;
+  }
+
+  /**
+   * The storage's whole state changed outside the server (e.g. a replica was reset): rebuild its
+   * invalidation queue and close every connection of that storage, so that clients reconnect and
+   * verify their caches (zeo5-protocol §11.1).
+   */
+  async invalidateCache(storageName: string): Promise<void> {
+    const e = this.storages.get(storageName);
+    if (!e) throw new Error(`unknown storage: ${storageName}`);
+    e.setupInvalidationQueue();
+    await Promise.all([...e.sessions].map((s) => s.closeConnection('storage state replaced; reconnect and verify')));
   }
 
   /** The `ruok` document (operations §6.2): storage name → status map. */

@@ -537,3 +537,15 @@ test('disconnect during tpc_finish: the commit completes, a queued voter still g
   assert.deepEqual(((await b.rpc('loadBefore', Z64, MAXTID)) as unknown[])[0], rec(1));
   await server.close();
 });
+
+test('invalidateCache closes every connection of that storage only (§11.1)', async () => {
+  const { server } = setup({}, ['1', '2']);
+  const a = await registered(server, '1');
+  const b = await registered(server, '2');
+  await a.commit([[Z64, Z64, rec(1)]]);
+  await server.invalidateCache('1');
+  await a.whenClosed();
+  assert.equal(b.closedReason, null);
+  assert.equal(await b.rpc('ping'), null);
+  await server.close();
+});
