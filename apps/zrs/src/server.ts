@@ -219,7 +219,7 @@ export async function runZrsServer(argvIn: string[], io: ZrsIO): Promise<number>
     }
     io.onListening?.(listener.address);
     const la = listener.address;
-    rlog.info({ address: la, admin: adminSrv?.address() ?? null, monitor: monitor?.address ?? null }, `listening on ${'path' in la ? la.path : `${la.host}:${la.port}`}`);
+    rlog.info({ address: la, admin: adminSrv?.address() ?? null, monitor: monitor?.address ?? null }, `zrs ready: ZEO on ${'path' in la ? la.path : `${la.host}:${la.port}`}`);
     if (args.test) io.stdout('testing exit immediately\n');
     else await stopped;
     status = stopSignal === 'SIGHUP' ? 1 : 0;

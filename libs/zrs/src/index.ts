@@ -19,3 +19,4 @@ export { Primary, DivergedError, asFileStorage, pyBytesRepr, type PrimaryOptions
 export { Secondary, type SecondaryOptions, type SecondaryState, type ReplicaTarget } from './secondary.ts';
 export { parseAddress, addressRepr, addressText, sameAddress, listenArgs, connectArgs, type ZrsAddress } from './address.ts';
 export { registerZrsConfig, openZrs, openStorageSection, toZrsAddress, zrsType, legacyPrimaryType, legacySecondaryType, type OpenOptions } from './config.ts';
+export { nagiosMain, evaluate as nagiosEvaluate, ruokTimes, parseNagiosArgs, NAGIOS_USAGE, NagiosConnectError, type NagiosOptions } from './nagios.ts';
