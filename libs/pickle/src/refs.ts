@@ -9,17 +9,12 @@ import { decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from './text.ts';
 import { Unpickler } from './unpickler.ts';
 import { PickleError, PyGlobal, PyTuple } from './values.ts';
 
-/**
- * A bytes or text value as a span [s, e) of the record (no copy). `text` marks str values
- * (BINUNICODE, PERSID), whose oid form is their ASCII encoding.
+/*
+ * Scan values. To keep the scan free of per-value allocations (and of closures: under tsx every
+ * closure created at run time costs an esbuild `__name` call), a bytes or text value is a small
+ * integer: the index of its [start, end) span of the record in the scanner's span table (no copy).
+ * Everything else is an object or a symbol, so `typeof v === 'number'` means "a span".
  */
-class Span {
-  constructor(
-    readonly s: number,
-    readonly e: number,
-    readonly text: boolean,
-  ) {}
-}
 /** A str decoded from escapes (UNICODE). */
 class Text {
   constructor(readonly str: string) {}
@@ -34,9 +29,11 @@ const OTHER: unique symbol = Symbol('other');
 const DICT: unique symbol = Symbol('dict');
 /** A mark on the scan stack. */
 const MARK: unique symbol = Symbol('mark');
+const EMPTY_TUP = new Tup([]);
 
 const INT_RE = /^\s*[+-]?(\d[\d_]*|0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+)\s*$/;
 const FLOAT_RE = /^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)\s*$/i;
+const MEMO_RE = /^\d{1,15}$/;
 
 function isAscii(v: Uint8Array): boolean {
   for (let i = 0; i < v.length; i++) if (v[i]! >= 0x80) return false;
@@ -49,9 +46,16 @@ const MAX_MEMO = 1_000_000;
 
 class Scanner {
   private pos = 0;
-  readonly memo = new Map<number, unknown>();
+  private stack: unknown[] = [];
+  /** The memo: index → scan value (holes are absent keys; no scan value is undefined). */
+  private readonly memo: unknown[] = [];
+  private memoSize = 0;
   readonly ids: unknown[] = [];
-  constructor(private readonly d: Uint8Array) {}
+  /** Span table: span k is d[spanS[k], spanE[k]), text when spanText[k] is 1. */
+  readonly spanS: number[] = [];
+  readonly spanE: number[] = [];
+  readonly spanText: number[] = [];
+  constructor(readonly d: Uint8Array) {}
 
   private fail(msg: string, at: number): never {
     throw new PickleError(`referencesf: ${msg}`, at);
@@ -69,36 +73,44 @@ class Scanner {
     return (d[p]! | (d[p + 1]! << 8) | (d[p + 2]! << 16)) + d[p + 3]! * 0x1000000;
   }
 
-  /** Skip past the next newline; return [start, end) of the line without it. */
-  private line(at: number): [number, number] {
-    const d = this.d;
-    const s = this.pos;
-    const i = d.indexOf(0x0a, s);
+  /** Skip past the next newline; return the end of the line (it starts at the old position). */
+  private lineEnd(at: number): number {
+    const i = this.d.indexOf(0x0a, this.pos);
     if (i < 0) this.fail('truncated record: missing newline', at);
     this.pos = i + 1;
-    return [s, i];
+    return i;
   }
 
   private lineInt(at: number): number {
-    const [s, e] = this.line(at);
+    const s = this.pos;
+    const e = this.lineEnd(at);
     const t = Buffer.from(this.d.buffer, this.d.byteOffset + s, e - s).toString('latin1').trim();
-    if (!/^\d{1,15}$/.test(t)) this.fail(`invalid memo index ${JSON.stringify(t.slice(0, 20))}`, at);
+    if (!MEMO_RE.test(t)) this.fail(`invalid memo index ${JSON.stringify(t.slice(0, 20))}`, at);
     return Number(t);
   }
 
-  /** A Python 2 string as noload sees it (ASCII, or an error). */
-  private ascii<T extends Span | Uint8Array>(v: T, at: number): T {
-    const ok = v instanceof Span ? this.isAsciiSpan(v.s, v.e) : isAscii(v);
-    if (!ok) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
-    return v;
+  /** A new span [s, e); returns its scan value. */
+  private addSpan(s: number, e: number, text: boolean): number {
+    const k = this.spanS.length;
+    this.spanS.push(s);
+    this.spanE.push(e);
+    this.spanText.push(text ? 1 : 0);
+    return k;
   }
 
   /** A span of the next n bytes (consumed). */
-  private span(n: number, at: number, text: boolean): Span {
+  private span(n: number, at: number, text: boolean): number {
     this.need(n, at);
-    const v = new Span(this.pos, this.pos + n, text);
+    const s = this.pos;
     this.pos += n;
-    return v;
+    return this.addSpan(s, s + n, text);
+  }
+
+  /** The next n bytes as a Python 2 string as noload sees it (ASCII, or an error). */
+  private asciiSpan(n: number, at: number): number {
+    const k = this.span(n, at, false);
+    if (!this.isAsciiSpan(this.pos - n, this.pos)) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
+    return k;
   }
 
   private skip(n: number, at: number): void {
@@ -112,44 +124,82 @@ class Scanner {
     return true;
   }
 
+  /** Index of the topmost MARK (the items above it are the marked items). */
+  private markIndex(at: number): number {
+    const k = this.stack.lastIndexOf(MARK);
+    if (k < 0) this.fail('could not find MARK', at);
+    return k;
+  }
+
+  /** Pop the topmost MARK and the items above it, returned as a new array. */
+  private popMark(at: number): unknown[] {
+    const stack = this.stack;
+    const k = this.markIndex(at);
+    const items = stack.slice(k + 1);
+    this.truncate(k);
+    return items;
+  }
+
+  /** Cut the stack back to length k (pops: cheaper than setting .length for a few items). */
+  private truncate(k: number): void {
+    const stack = this.stack;
+    while (stack.length > k) stack.pop();
+  }
+
+  private pop(at: number): unknown {
+    const stack = this.stack;
+    const n = stack.length;
+    if (n === 0 || stack[n - 1] === MARK) this.fail('stack underflow', at);
+    return stack.pop();
+  }
+
+  private top(at: number): unknown {
+    const stack = this.stack;
+    const n = stack.length;
+    if (n === 0 || stack[n - 1] === MARK) this.fail('stack underflow', at);
+    return stack[n - 1];
+  }
+
+  private put(idx: number, at: number): void {
+    const memo = this.memo;
+    if (memo[idx] === undefined) {
+      if (this.memoSize >= MAX_MEMO) this.fail('memo too large', at);
+      this.memoSize++;
+    }
+    memo[idx] = this.top(at);
+  }
+
+  private get(idx: number, at: number): void {
+    const v = this.memo[idx];
+    // No scan value is undefined, so a miss is exactly an absent key.
+    if (v === undefined) this.fail(`memo key ${idx} not found`, at);
+    this.stack.push(v);
+  }
+
+  private hashable(k: unknown, at: number): void {
+    if (k === DICT || Array.isArray(k)) this.fail('unhashable dict key (list or dict)', at);
+  }
+
+  /**
+   * SETITEM(S): the key, value pairs at stack[from..) go into the value at stack[k - 1]; the
+   * stack is cut back to length k (k < from when a MARK sits between them).
+   */
+  private setItems(k: number, from: number, at: number): void {
+    const stack = this.stack;
+    if (k === 0 || stack[k - 1] === MARK) this.fail('stack underflow', at);
+    const target = stack[k - 1];
+    if ((stack.length - from) % 2) this.fail('SETITEMS with an odd number of items', at);
+    if (Array.isArray(target)) this.fail('SETITEM on a list (list assignment index out of range)', at);
+    if (target === DICT) for (let i = from; i < stack.length; i += 2) this.hashable(stack[i], at);
+    this.truncate(k);
+  }
+
   /** Scan one pickle up to its STOP. */
   noload(): void {
     const d = this.d;
-    const stack: unknown[] = [];
-    const memo = this.memo;
+    const stack = this.stack;
     const end = d.length;
     if (this.pos >= end) this.fail('record ends before a pickle', this.pos);
-    const popMark = (at: number): unknown[] => {
-      const k = stack.lastIndexOf(MARK);
-      if (k < 0) this.fail('could not find MARK', at);
-      const items = stack.splice(k);
-      items.shift();
-      return items;
-    };
-    const pop = (at: number): unknown => {
-      if (stack.length === 0 || stack[stack.length - 1] === MARK) this.fail('stack underflow', at);
-      return stack.pop();
-    };
-    const top = (at: number): unknown => {
-      if (stack.length === 0 || stack[stack.length - 1] === MARK) this.fail('stack underflow', at);
-      return stack[stack.length - 1];
-    };
-    const put = (idx: number, at: number): void => {
-      if (!memo.has(idx) && memo.size >= MAX_MEMO) this.fail('memo too large', at);
-      memo.set(idx, top(at));
-    };
-    const get = (idx: number, at: number): void => {
-      if (!memo.has(idx)) this.fail(`memo key ${idx} not found`, at);
-      stack.push(memo.get(idx));
-    };
-    const hashable = (k: unknown, at: number): void => {
-      if (Array.isArray(k) || k === DICT) this.fail('unhashable dict key (list or dict)', at);
-    };
-    const setItems = (target: unknown, items: unknown[], at: number): void => {
-      if (items.length % 2) this.fail('SETITEMS with an odd number of items', at);
-      if (Array.isArray(target)) this.fail('SETITEM on a list (list assignment index out of range)', at);
-      if (target === DICT) for (let i = 0; i < items.length; i += 2) hashable(items[i], at);
-    };
     for (;;) {
       if (this.pos >= end) this.fail('truncated record: no STOP opcode', this.pos);
       if (stack.length > MAX_STACK) this.fail('stack too deep', this.pos);
@@ -164,35 +214,36 @@ class Scanner {
           break;
         }
         case 0x2e: // STOP
-          pop(at);
+          this.pop(at);
+          stack.length = 0;
           return;
         case 0x28: // MARK
           stack.push(MARK);
           break;
         case 0x63: // GLOBAL
-          this.line(at);
-          this.line(at);
+          this.lineEnd(at);
+          this.lineEnd(at);
           stack.push(null);
           break;
         case 0x71: // BINPUT
           this.need(1, at);
-          put(d[this.pos++]!, at);
+          this.put(d[this.pos++]!, at);
           break;
         case 0x72: // LONG_BINPUT
-          put(this.u32(at), at);
+          this.put(this.u32(at), at);
           break;
         case 0x70: // PUT
-          put(this.lineInt(at), at);
+          this.put(this.lineInt(at), at);
           break;
         case 0x68: // BINGET
           this.need(1, at);
-          get(d[this.pos++]!, at);
+          this.get(d[this.pos++]!, at);
           break;
         case 0x6a: // LONG_BINGET
-          get(this.u32(at), at);
+          this.get(this.u32(at), at);
           break;
         case 0x67: // GET
-          get(this.lineInt(at), at);
+          this.get(this.lineInt(at), at);
           break;
         case 0x4e: // NONE
           stack.push(null);
@@ -202,18 +253,15 @@ class Scanner {
           stack.push(OTHER);
           break;
         case 0x4b: // BININT1
-          this.need(1, at);
-          this.pos += 1;
+          this.skip(1, at);
           stack.push(OTHER);
           break;
         case 0x4d: // BININT2
-          this.need(2, at);
-          this.pos += 2;
+          this.skip(2, at);
           stack.push(OTHER);
           break;
         case 0x4a: // BININT
-          this.need(4, at);
-          this.pos += 4;
+          this.skip(4, at);
           stack.push(OTHER);
           break;
         case 0x8a: // LONG1
@@ -233,7 +281,8 @@ class Scanner {
         case 0x4c: // LONG
         case 0x46: {
           // FLOAT
-          const [s0, e0] = this.line(at);
+          const s0 = this.pos;
+          const e0 = this.lineEnd(at);
           let t = Buffer.from(d.buffer, d.byteOffset + s0, e0 - s0).toString('latin1');
           if (op === 0x4c && t.endsWith('L')) t = t.slice(0, -1);
           const re = op === 0x46 ? FLOAT_RE : INT_RE;
@@ -247,14 +296,17 @@ class Scanner {
           break;
         case 0x58: {
           // BINUNICODE (must be valid UTF-8, as noload decodes it)
-          const v = this.span(this.u32(at), at, true);
-          if (!this.isAsciiSpan(v.s, v.e) && decodeUtf8(d, v.s, v.e) === undefined) this.fail('invalid UTF-8 in BINUNICODE', at);
-          stack.push(v);
+          const n = this.u32(at);
+          const k = this.span(n, at, true);
+          const s = this.pos - n;
+          if (!this.isAsciiSpan(s, this.pos) && decodeUtf8(d, s, this.pos) === undefined) this.fail('invalid UTF-8 in BINUNICODE', at);
+          stack.push(k);
           break;
         }
         case 0x56: {
           // UNICODE
-          const [s, e] = this.line(at);
+          const s = this.pos;
+          const e = this.lineEnd(at);
           const t = decodeRawUnicodeEscape(d, s, e);
           if (t === undefined) this.fail('invalid raw-unicode-escape text', at);
           stack.push(new Text(t));
@@ -266,7 +318,7 @@ class Scanner {
           break;
         case 0x55: // SHORT_BINSTRING: noload decodes it as strict ASCII; the oid bytes are the raw bytes
           this.need(1, at);
-          stack.push(this.ascii(this.span(d[this.pos++]!, at, false), at));
+          stack.push(this.asciiSpan(d[this.pos++]!, at));
           break;
         case 0x42: // BINBYTES
           stack.push(this.span(this.u32(at), at, false));
@@ -275,17 +327,19 @@ class Scanner {
           // BINSTRING
           const n = this.u32(at);
           if (n >= 0x80000000) this.fail('negative BINSTRING length', at);
-          stack.push(this.ascii(this.span(n, at, false), at));
+          stack.push(this.asciiSpan(n, at));
           break;
         }
         case 0x53: {
           // STRING
-          const [s, e] = this.line(at);
+          const s = this.pos;
+          const e = this.lineEnd(at);
           const q = d[s];
           if (e - s < 2 || (q !== 0x27 && q !== 0x22) || d[e - 1] !== q) this.fail('the STRING opcode argument must be quoted', at);
           const raw = escapeDecode(d, s + 1, e - 1);
           if (raw === undefined) this.fail('invalid escape in STRING', at);
-          stack.push(this.ascii(raw, at));
+          if (!isAscii(raw)) this.fail("'ascii' codec can't decode a Python 2 string byte", at);
+          stack.push(raw);
           break;
         }
         case 0x7d: // EMPTY_DICT
@@ -294,109 +348,116 @@ class Scanner {
         case 0x5d: // EMPTY_LIST
           stack.push([]);
           break;
-        case 0x29: // EMPTY_TUPLE
-          stack.push(new Tup([]));
+        case 0x29: // EMPTY_TUPLE (immutable: one shared value)
+          stack.push(EMPTY_TUP);
           break;
         case 0x64: {
           // DICT
-          const items = popMark(at);
-          if (items.length % 2) this.fail('DICT with an odd number of items', at);
-          for (let i = 0; i < items.length; i += 2) hashable(items[i], at);
+          const k = this.markIndex(at);
+          if ((stack.length - k - 1) % 2) this.fail('DICT with an odd number of items', at);
+          for (let i = k + 1; i < stack.length; i += 2) this.hashable(stack[i], at);
+          this.truncate(k);
           stack.push(DICT);
           break;
         }
         case 0x6c: // LIST
-          stack.push(popMark(at));
+          stack.push(this.popMark(at));
           break;
         case 0x74: // TUPLE
-          stack.push(new Tup(popMark(at)));
+          stack.push(new Tup(this.popMark(at)));
           break;
         case 0x85: // TUPLE1
-          stack.push(new Tup([pop(at)]));
+          stack.push(new Tup([this.pop(at)]));
           break;
         case 0x86: {
           // TUPLE2
-          const b = pop(at);
-          const a = pop(at);
+          const b = this.pop(at);
+          const a = this.pop(at);
           stack.push(new Tup([a, b]));
           break;
         }
         case 0x87: {
           // TUPLE3
-          const c = pop(at);
-          const b = pop(at);
-          const a = pop(at);
+          const c = this.pop(at);
+          const b = this.pop(at);
+          const a = this.pop(at);
           stack.push(new Tup([a, b, c]));
           break;
         }
         case 0x61: {
           // APPEND
-          const v = pop(at);
-          const t = top(at);
+          const v = this.pop(at);
+          const t = this.top(at);
           if (Array.isArray(t)) t.push(v);
           else if (t === DICT) this.fail("APPEND to a dict ('dict' object has no attribute 'append')", at);
           break;
         }
         case 0x65: {
           // APPENDS
-          const items = popMark(at);
-          const t = top(at);
-          if (Array.isArray(t)) for (const x of items) t.push(x);
+          const k = this.markIndex(at);
+          if (k === 0 || stack[k - 1] === MARK) this.fail('stack underflow', at);
+          const t = stack[k - 1];
+          if (Array.isArray(t)) for (let i = k + 1; i < stack.length; i++) t.push(stack[i]);
           else if (t === DICT) this.fail("APPENDS to a dict ('dict' object has no attribute 'extend')", at);
+          this.truncate(k);
           break;
         }
-        case 0x73: {
-          // SETITEM
-          const v = pop(at);
-          const k = pop(at);
-          setItems(top(at), [k, v], at);
+        case 0x73: // SETITEM
+          if (stack.length < 2 || stack[stack.length - 1] === MARK || stack[stack.length - 2] === MARK) this.fail('stack underflow', at);
+          this.setItems(stack.length - 2, stack.length - 2, at);
           break;
-        }
         case 0x75: {
           // SETITEMS
-          const items = popMark(at);
-          setItems(top(at), items, at);
+          const k = this.markIndex(at);
+          this.setItems(k, k + 1, at);
           break;
         }
         case 0x52: // REDUCE
         case 0x81: // NEWOBJ
-          pop(at);
-          pop(at);
+          this.pop(at);
+          this.pop(at);
           stack.push(null);
           break;
         case 0x62: // BUILD
-          pop(at);
-          top(at);
+          this.pop(at);
+          this.top(at);
           break;
-        case 0x6f: // OBJ
-          popMark(at);
+        case 0x6f: {
+          // OBJ
+          const k = this.markIndex(at);
+          this.truncate(k);
           stack.push(null);
           break;
-        case 0x69: // INST
-          this.line(at);
-          this.line(at);
-          popMark(at);
+        }
+        case 0x69: {
+          // INST
+          this.lineEnd(at);
+          this.lineEnd(at);
+          const k = this.markIndex(at);
+          this.truncate(k);
           stack.push(null);
           break;
+        }
         case 0x30: // POP
           if (stack.length === 0) this.fail('stack underflow', at);
           stack.pop();
           break;
         case 0x31: // POP_MARK
-          popMark(at);
+          this.truncate(this.markIndex(at));
           break;
         case 0x32: // DUP
-          stack.push(top(at));
+          stack.push(this.top(at));
           break;
         case 0x51: // BINPERSID
-          this.ids.push(pop(at));
+          this.ids.push(this.pop(at));
           stack.push(null);
           break;
         case 0x50: {
           // PERSID
-          const [s, e] = this.line(at);
-          for (let i = s; i < e; i++) if (d[i]! >= 0x80) this.fail('non-ASCII PERSID', at);
-          this.ids.push(new Span(s, e, true));
+          const s = this.pos;
+          const e = this.lineEnd(at);
+          if (!this.isAsciiSpan(s, e)) this.fail('non-ASCII PERSID', at);
+          this.ids.push(this.addSpan(s, e, true));
           stack.push(null);
           break;
         }
@@ -422,27 +483,34 @@ class Scanner {
   }
 }
 
-function scan(data: Uint8Array): unknown[] {
+function scan(data: Uint8Array): Scanner {
   const s = new Scanner(data);
   s.noload();
   s.noload();
-  return s.ids;
+  return s;
 }
 
 /** The oid of a scan value (bytes, or ASCII text; 8 bytes), or an error. */
-function oidOf(v: unknown, d: Uint8Array): bigint {
+function oidOf(v: unknown, sc: Scanner): bigint {
   let b: Uint8Array;
-  if (v instanceof Span) {
-    if (v.text) for (let i = v.s; i < v.e; i++) if (d[i]! >= 0x80) throw new PickleError('referencesf: text oid is not ASCII', v.s);
-    b = d.subarray(v.s, v.e);
-  } else if (v instanceof Uint8Array) b = v;
-  else if (v instanceof Text) {
-    if (!/^[\x00-\x7f]*$/.test(v.str)) throw new PickleError('referencesf: text oid is not ASCII');
-    b = Buffer.from(v.str, 'latin1');
-  } else throw new PickleError(`referencesf: persistent id element is not an oid (${kindOf(v)})`);
-  if (b.length !== 8) throw new PickleError(`referencesf: oid of ${b.length} bytes, expected 8`);
-  const hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-  const lo = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+  let p = 0;
+  if (typeof v === 'number') {
+    const s = sc.spanS[v]!;
+    const e = sc.spanE[v]!;
+    if (sc.spanText[v]) for (let i = s; i < e; i++) if (sc.d[i]! >= 0x80) throw new PickleError('referencesf: text oid is not ASCII', s);
+    if (e - s !== 8) throw new PickleError(`referencesf: oid of ${e - s} bytes, expected 8`);
+    b = sc.d;
+    p = s;
+  } else {
+    if (v instanceof Uint8Array) b = v;
+    else if (v instanceof Text) {
+      if (!/^[\x00-\x7f]*$/.test(v.str)) throw new PickleError('referencesf: text oid is not ASCII');
+      b = Buffer.from(v.str, 'latin1');
+    } else throw new PickleError(`referencesf: persistent id element is not an oid (${kindOf(v)})`);
+    if (b.length !== 8) throw new PickleError(`referencesf: oid of ${b.length} bytes, expected 8`);
+  }
+  const hi = ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+  const lo = ((b[p + 4]! << 24) | (b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!) >>> 0;
   return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
 }
 
@@ -462,23 +530,30 @@ function kindOf(v: unknown): string {
  * Appends to `out` and returns it. filestorage spec §4.2-§4.3.
  */
 export function referencesf(data: Uint8Array, out: bigint[] = []): bigint[] {
-  for (const id of scan(data)) {
+  const sc = scan(data);
+  const ids = sc.ids;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
     if (id instanceof Tup) {
       if (id.items.length === 0) throw new PickleError('referencesf: empty tuple persistent id');
-      out.push(oidOf(id.items[0], data));
+      out.push(oidOf(id.items[0], sc));
     } else if (Array.isArray(id)) {
       continue;
-    } else out.push(oidOf(id, data));
+    } else out.push(oidOf(id, sc));
   }
   return out;
 }
 
-function modelOf(v: unknown, d: Uint8Array): unknown {
-  if (v instanceof Span) return v.text ? decodeUtf8(d, v.s, v.e) : Buffer.from(d.subarray(v.s, v.e));
+function modelOf(v: unknown, sc: Scanner): unknown {
+  if (typeof v === 'number') {
+    const s = sc.spanS[v]!;
+    const e = sc.spanE[v]!;
+    return sc.spanText[v] ? decodeUtf8(sc.d, s, e) : Buffer.from(sc.d.subarray(s, e));
+  }
   if (v instanceof Uint8Array) return Buffer.from(v);
   if (v instanceof Text) return v.str;
-  if (v instanceof Tup) return PyTuple.from(v.items.map((x) => modelOf(x, d)));
-  if (Array.isArray(v)) return v.map((x) => modelOf(x, d));
+  if (v instanceof Tup) return PyTuple.from(v.items.map((x) => modelOf(x, sc)));
+  if (Array.isArray(v)) return v.map((x) => modelOf(x, sc));
   return null;
 }
 
@@ -489,13 +564,14 @@ function modelOf(v: unknown, d: Uint8Array): unknown {
  */
 export function getRefs(data: Uint8Array): Array<[bigint, unknown]> {
   const out: Array<[bigint, unknown]> = [];
-  for (const id of scan(data)) {
+  const sc = scan(data);
+  for (const id of sc.ids) {
     if (id instanceof Tup) {
       if (id.items.length !== 2) throw new PickleError(`get_refs: persistent id tuple of ${id.items.length} items`);
-      out.push([oidOf(id.items[0], data), modelOf(id.items[1], data)]);
+      out.push([oidOf(id.items[0], sc), modelOf(id.items[1], sc)]);
     } else if (Array.isArray(id)) {
       continue;
-    } else out.push([oidOf(id, data), null]);
+    } else out.push([oidOf(id, sc), null]);
   }
   return out;
 }
