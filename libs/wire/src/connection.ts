@@ -153,6 +153,46 @@ interface Pending {
   onReply: ((result: WireValue) => void)[];
 }
 
+/** A batch reaching this many bytes is written at once instead of at the end of the tick. */
+const BATCH_FLUSH_BYTES = 256 * 1024;
+/** Buffers are joined (copied) into runs of at most this many bytes; larger ones are written as they are. */
+const JOIN_LIMIT = 64 * 1024;
+
+/**
+ * Write `parts` in order with as few socket writes as possible: runs of small buffers are
+ * joined into one; several writes are corked into one writev. Returns socket.write's verdict
+ * for the last write (false: the socket buffers more than its high-water mark).
+ */
+function writeJoined(socket: Socket, parts: Buffer[]): boolean {
+  if (parts.length === 1) return socket.write(parts[0]!);
+  let total = 0;
+  for (const p of parts) total += p.length;
+  if (total <= JOIN_LIMIT) return socket.write(Buffer.concat(parts, total));
+  socket.cork();
+  let ok = true;
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  for (const p of parts) {
+    if (p.length > JOIN_LIMIT / 2) {
+      if (run.length) ok = socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+      ok = socket.write(p);
+      continue;
+    }
+    if (runBytes + p.length > JOIN_LIMIT) {
+      ok = socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+    }
+    run.push(p);
+    runBytes += p.length;
+  }
+  if (run.length) ok = socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+  socket.uncork();
+  return ok;
+}
+
 let defaultLogger: Logger | undefined;
 function getDefaultLogger(): Logger {
   defaultLogger ??= pino({ name: 'zeo-wire', level: process.env['ZEO_TS_LOG_LEVEL'] ?? 'info' });
@@ -220,6 +260,14 @@ export class RpcConnection extends EventEmitter {
   private readonly outbound: Buffer[] = [];
   private outboundBytes = 0;
   private writePaused = false;
+  /** frames written during the current tick, handed to the socket together (one syscall) */
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private flushScheduled = false;
+  private readonly flushBatchOnTick = (): void => {
+    this.flushScheduled = false;
+    this.flushBatch();
+  };
   private drainWaiters: (() => void)[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private endAfterFlush = false;
@@ -298,7 +346,7 @@ export class RpcConnection extends EventEmitter {
 
   /** Bytes queued or held by us (not yet handed to the socket) plus the socket's own buffer. */
   get outgoingBytes(): number {
-    return this.heldBytes + this.outboundBytes + this.socket.writableLength;
+    return this.heldBytes + this.batchBytes + this.outboundBytes + this.socket.writableLength;
   }
 
   /** False while the socket is not accepting more data without buffering (back-pressure). */
@@ -481,23 +529,41 @@ export class RpcConnection extends EventEmitter {
     this.writeNow(payload);
   }
 
-  /** Frame and hand a payload to the socket, respecting back-pressure. */
+  /**
+   * Frame a payload and queue it for the socket, respecting back-pressure. Frames written during
+   * one tick (a burst of replies, invalidations to many clients, pipelined calls) are handed to
+   * the socket together at the end of the tick: one write system call instead of one per frame.
+   * Order is kept: the batch, then `outbound` (only used while the socket is paused).
+   */
   private writeNow(payload: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    const frame = payload.length < 65536 ? Buffer.concat([frameHeader(payload.length), payload]) : null;
-    const parts = frame ? [frame] : [frameHeader(payload.length), payload];
+    const header = frameHeader(payload.length);
     if (this.writePaused) {
-      for (const p of parts) {
-        this.outbound.push(p);
-        this.outboundBytes += p.length;
-      }
+      this.outbound.push(header, payload);
+      this.outboundBytes += payload.length + 4;
       if (this.outboundBytes + this.socket.writableLength > this.opts.maxOutgoingBytes) {
         this.abort(new ProtocolError(`peer is not reading: more than ${this.opts.maxOutgoingBytes} bytes of output queued`));
       }
       return;
     }
-    let ok = true;
-    for (const p of parts) ok = this.socket.write(p);
+    this.batch.push(header, payload);
+    this.batchBytes += payload.length + 4;
+    if (this.batchBytes >= BATCH_FLUSH_BYTES) {
+      this.flushBatch();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushBatchOnTick);
+    }
+  }
+
+  /** Hand the batched frames to the socket now (small ones joined into one buffer). */
+  private flushBatch(): void {
+    if (!this.batch.length) return;
+    const parts = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (this.socket.destroyed) return;
+    const ok = writeJoined(this.socket, parts);
     if (!ok) {
       this.writePaused = true;
       if (this.socket.writableLength > this.opts.maxOutgoingBytes) {
@@ -508,12 +574,20 @@ export class RpcConnection extends EventEmitter {
 
   private onDrain(): void {
     this.writePaused = false;
-    // bounded: each round hands one queued buffer to the socket
-    while (this.outbound.length && !this.writePaused) {
-      const b = this.outbound.shift()!;
-      this.outboundBytes -= b.length;
-      if (!this.socket.write(b)) this.writePaused = true;
+    // hand the queued buffers over in joined runs until the socket pushes back again
+    const q = this.outbound;
+    let i = 0;
+    // bounded: each round consumes at least one queued buffer
+    while (i < q.length && !this.writePaused) {
+      let j = i;
+      let bytes = 0;
+      while (j < q.length && (j === i || bytes + q[j]!.length <= JOIN_LIMIT)) bytes += q[j++]!.length;
+      const run = q.slice(i, j);
+      i = j;
+      this.outboundBytes -= bytes;
+      if (!writeJoined(this.socket, run)) this.writePaused = true;
     }
+    q.splice(0, i);
     if (!this.writePaused) {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
@@ -788,6 +862,7 @@ export class RpcConnection extends EventEmitter {
   private closeGracefully(): void {
     this.failPending();
     this.stopHeartbeat();
+    this.flushBatch();
     if (this.writePaused) this.endAfterFlush = true;
     else this.socket.end();
   }
@@ -798,6 +873,10 @@ export class RpcConnection extends EventEmitter {
     this.stopHeartbeat();
     this.inbound.length = 0;
     this.inboundBytes = 0;
+    // frames already written by the application in this tick still go out (as before batching)
+    if (!this.writePaused) this.flushBatch();
+    this.batch = [];
+    this.batchBytes = 0;
     this.outbound.length = 0;
     this.outboundBytes = 0;
     this.held.length = 0;

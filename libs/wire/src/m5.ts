@@ -10,6 +10,7 @@
  */
 import { Decoder, Encoder, type ExtensionCodecType } from '@msgpack/msgpack';
 import { ProtocolError } from './errors.ts';
+import { M5Writer, readM5 } from './m5fast.ts';
 import { messageFromTuple, type Message, type MessageCodec } from './message.ts';
 import { PyFloat, isWireMap, mapKeys, normInt, setKeyOrder, shortRepr, type WireValue } from './values.ts';
 
@@ -234,28 +235,23 @@ export function unpackValue(data: Uint8Array): WireValue {
   return decodeOrdered(dec, data, 'msgpack payload');
 }
 
-/** Encoders whose scratch buffer grew beyond this are dropped after use (no per-connection bloat). */
-const KEEP_ENCODER_BYTES = 1024 * 1024;
-
 function newEncoder(): Encoder {
   return new Encoder({ useBigInt64: true, extensionCodec: noExtensions, maxDepth: MAX_DEPTH + 2 });
 }
 
+/**
+ * The M5 message codec. Messages go through the direct writer/reader of m5fast.ts, which produce
+ * and accept exactly what `packValue` / `unpackValue` (built on @msgpack/msgpack) do.
+ */
 export class M5Codec implements MessageCodec {
   readonly letter = 'M' as const;
-  private encoder = newEncoder();
-  private readonly decoder = new Decoder({ useBigInt64: true, extensionCodec: noExtensions, mapKeyConverter: strKey });
+  private readonly writer = new M5Writer();
 
   encode(msg: Message): Buffer {
-    const packable = toPackable([msg.msgid, msg.flags, msg.method, msg.args], 0);
-    const out = this.encoder.encode(packable);
-    // the encoder keeps its grown scratch buffer: after a large message start afresh
-    if (out.byteLength > KEEP_ENCODER_BYTES) this.encoder = newEncoder();
-    // encode() returns a copy (not a view of the encoder's scratch buffer)
-    return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    return this.writer.encode([msg.msgid, msg.flags, msg.method, msg.args]);
   }
 
   decode(payload: Uint8Array): Message {
-    return messageFromTuple(decodeOrdered(this.decoder, payload, 'M5 message'), 'M5');
+    return messageFromTuple(readM5(payload, 'M5 message'), 'M5');
   }
 }

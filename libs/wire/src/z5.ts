@@ -14,6 +14,7 @@ import {
   Unpickler, dumps, PyTuple, PyFloat as PicklePyFloat, PyGlobal, PyObject, PickleError,
 } from '@zeo-ts/pickle';
 import { ProtocolError } from './errors.ts';
+import { Z5Writer, readZ5 } from './z5fast.ts';
 import { messageFromTuple, type Message, type MessageCodec } from './message.ts';
 import { PyFloat, PyOpaque, isPyList, isWireMap, mapKeys, pyList, setKeyOrder, shortRepr, type WireValue } from './values.ts';
 
@@ -120,17 +121,24 @@ export function unpickleValue(data: Uint8Array): WireValue {
   return fromPickle(raw, 0);
 }
 
+/**
+ * The Z5 message codec. Common messages go through the direct writer/reader of z5fast.ts; the
+ * rest (and every error) through the general @zeo-ts/pickle path. Both give the same bytes/values.
+ */
 export class Z5Codec implements MessageCodec {
   readonly letter = 'Z' as const;
+  private readonly writer = new Z5Writer();
 
   encode(msg: Message): Buffer {
+    const fast = this.writer.encodeMessage(msg.msgid, msg.flags, msg.method, msg.args);
+    if (fast) return fast;
     const t = new PyTuple<unknown>();
     t.push(toPickle(msg.msgid, 1), msg.flags, msg.method, toPickle(msg.args, 1));
     return dumps(t, { protocol: 3, memo: false });
   }
 
   decode(payload: Uint8Array): Message {
-    const v = unpickleValue(payload);
+    const v = readZ5(payload) ?? unpickleValue(payload);
     if (!Array.isArray(v) || isPyList(v)) {
       throw new ProtocolError(`Z5 message is not a 4-tuple (msgid, flags, method, args): ${shortRepr(v)}`);
     }
