@@ -761,9 +761,14 @@ export class ClientStorage implements IStorage {
 
   // ------------------------------------------------------------------ reading
 
-  async load(oid: Oid): Promise<LoadResult> {
+  load(oid: Oid): Promise<LoadResult> {
+    // a cache hit answers without touching the network or an async frame (client-cache §7)
     const hit = this.cache.load(oid);
-    if (hit) return { data: hit.data, tid: hit.tid };
+    if (hit) return Promise.resolve(hit);
+    return this.loadMiss(oid);
+  }
+
+  private async loadMiss(oid: Oid): Promise<LoadResult> {
     const r = await this.loadBeforeFromServer(oid, maxtid);
     if (!r) throw new POSKeyError(oid);
     return { data: r.data, tid: r.start };
