@@ -1,1 +1,18 @@
-export {};
+/**
+ * @zeo-ts/fs-tools — FileStorage operator commands (filestorage spec §8.3, §10.5, §11, §12) as
+ * npm bins (fstest fsdump fstail fsrefs fsoids fsstats fsrecover), and their library functions.
+ * Output is byte-identical to the Python ZODB scripts; see README-style notes in each module.
+ */
+export { fstest, FormatError, type FstestOptions } from './fstest.ts';
+export { fsdump, fsdumpVerbose, type DumpOptions } from './fsdump.ts';
+export { fstail } from './fstail.ts';
+export { fsrefs, type FsrefsOptions } from './fsrefs.ts';
+export { Tracer, parsePyInt, shorten } from './fsoids.ts';
+export { fsstats, Histogram } from './fsstats.ts';
+export { recover, RecoverWriter, scanForward, type RecoverOptions, type RecoverResult } from './fsrecover.ts';
+export { scanIndex, loadCurrent, type ScanResult } from './scan.ts';
+export { RawFile, iterateTransactions, iterateRecords, ToolError, type IterTxn, type IterRecord, type IterWarning } from './fsio.ts';
+export { StreamOut, StringOut, type Out } from './output.ts';
+export { getopt, GetoptError } from './getopt.ts';
+export * as pyfmt from './pyfmt.ts';
+export { fstestMain, fsdumpMain, fstailMain, fsrefsMain, fsoidsMain, fsstatsMain, fsrecoverMain } from './main.ts';
