@@ -81,15 +81,17 @@ export function ctime(t: number): string {
 
 /** Python's repr() of a bytes value. */
 export function bytesRepr(b: Uint8Array): string {
-  let s = "b'";
+  // Python picks double quotes when the value holds ' but no "
+  const q = b.includes(0x27) && !b.includes(0x22) ? '"' : "'";
+  let s = 'b' + q;
   for (const c of b) {
     if (c === 0x5c) s += '\\\\';
-    else if (c === 0x27) s += "\\'";
+    else if (c === q.charCodeAt(0)) s += '\\' + q;
     else if (c === 0x0a) s += '\\n';
     else if (c === 0x0d) s += '\\r';
     else if (c === 0x09) s += '\\t';
     else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
     else s += '\\x' + c.toString(16).padStart(2, '0');
   }
-  return s + "'";
+  return s + q;
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { ClientCache, encodeTraceRecord } from '@zeo-ts/client-cache';
-import { addcommas, parseInterval, pyFixed, pyRound1Str } from '../src/index.ts';
+import { addcommas, bytesRepr, parseInterval, pyFixed, pyRound1Str } from '../src/index.ts';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -332,6 +332,11 @@ test('Python number formatting: ties to even on the exact binary value, commas, 
   assert.equal(pyRound1Str(0.25), '0.2');
   assert.equal(pyRound1Str(13.75), '13.8');
   assert.equal(addcommas(20971520), '20,971,520');
+  // repr() of odd-length oids in -v output: quote choice and escapes as Python's
+  assert.equal(bytesRepr(Buffer.from([0xea, 0x27, 0x78])), `b"\\xea'x"`);
+  assert.equal(bytesRepr(Buffer.from('a"b')), `b'a"b'`);
+  assert.equal(bytesRepr(Buffer.from(`'"\\\n`)), `b'\\'"\\\\\\n'`);
+  assert.equal(bytesRepr(Buffer.alloc(0)), "b''");
   assert.equal(addcommas(-1234), '-1,234');
   assert.equal(addcommas(999), '999');
   assert.equal(parseInterval('15'), 900);
