@@ -18,3 +18,4 @@ export {
 } from './client-storage.ts';
 export { normalizeAddress, normalizeAddresses, addressRepr, addressListRepr, type ServerAddress, type AddressLike } from './address.ts';
 export { storageOptionsFromConfig, openClientFromConfig } from './config.ts';
+export { ClientZ5Codec, clientCodecs } from './z5-client.ts';
