@@ -619,32 +619,64 @@ export class RpcConnection extends EventEmitter {
     this.pump();
   }
 
-  /** Process queued frames one at a time, in order; awaits handlers that return promises. */
+  /**
+   * Process queued frames one at a time, in order; awaits handlers that return promises.
+   * Frames are processed synchronously until a handler returns a promise; only then does the
+   * loop continue asynchronously (no async function per received chunk).
+   */
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
-    const run = async (): Promise<void> => {
-      try {
-        while (this.inbound.length && (this.state === 'open' || this.state === 'handshake')) {
-          const frame = this.inbound.shift()!;
-          this.inboundBytes -= frame.length + 4;
-          if (this.readingPaused && this.inboundBytes <= this.opts.maxInboundBytes / 2) {
-            this.readingPaused = false;
-            this.socket.resume();
-            this.emit('readResumed');
-          }
-          const r = this.processFrame(frame);
-          if (r) await r;
-        }
-      } catch (e) {
-        this.abort(e instanceof Error ? e : new Error(String(e)));
-      } finally {
-        this.pumping = false;
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.pumpSome();
+    } catch (e) {
+      this.abort(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (waiting) {
+      void this.pumpAfter(waiting);
+      return;
+    }
+    this.pumping = false;
+    this.pumpDone();
+  }
+
+  /** Process queued frames until one's handler returns a promise (returned) or none are left. */
+  private pumpSome(): Promise<void> | undefined {
+    // bounded: each round removes one queued frame
+    while (this.inbound.length && (this.state === 'open' || this.state === 'handshake')) {
+      const frame = this.inbound.shift()!;
+      this.inboundBytes -= frame.length + 4;
+      if (this.readingPaused && this.inboundBytes <= this.opts.maxInboundBytes / 2) {
+        this.readingPaused = false;
+        this.socket.resume();
+        this.emit('readResumed');
       }
-      if (this.inbound.length && this.state === 'open') this.pump();
-      else if (this.peerEnded && this.state !== 'closed') this.finishClose();
-    };
-    void run();
+      const r = this.processFrame(frame);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  private async pumpAfter(first: Promise<void>): Promise<void> {
+    try {
+      let r: Promise<void> | undefined = first;
+      // bounded: each round awaits one handler and then consumes at least one frame or stops
+      while (r) {
+        await r;
+        r = this.pumpSome();
+      }
+    } catch (e) {
+      this.abort(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.pumping = false;
+    }
+    this.pumpDone();
+  }
+
+  private pumpDone(): void {
+    if (this.inbound.length && this.state === 'open') this.pump();
+    else if (this.peerEnded && this.state !== 'closed') this.finishClose();
   }
 
   private processFrame(frame: Buffer): Promise<void> | undefined {

@@ -256,42 +256,56 @@ const INDEX_KEY = /^(0|[1-9][0-9]{0,9})$/;
  */
 export function readZ5(data: Uint8Array): WireValue | undefined {
   try {
-    return read(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    return new Z5Reader(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).read();
   } catch (e) {
     if (e === GIVE_UP) return undefined;
     throw e;
   }
 }
 
-function read(b: Buffer): WireValue {
-  const end = b.length;
-  let pos = 0;
-  const stack: unknown[] = [];
-  const marks: number[] = [];
-  const dicts = new Map<WireMap, DictBuild>();
-  const lists = new Set<unknown[]>();
-  let containers = 0;
-  const need = (n: number) => {
-    if (pos + n > end) throw GIVE_UP;
-  };
-  const pop = (): unknown => {
-    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1]!)) throw GIVE_UP;
-    return stack.pop();
-  };
-  const popMark = (): unknown[] => {
-    if (!marks.length) throw GIVE_UP;
-    const m = marks.pop()!;
-    return stack.splice(m);
-  };
-  const container = () => {
-    if (++containers > FAST_CONTAINERS) throw GIVE_UP;
-  };
-  const top = (): unknown => {
-    if (stack.length === 0 || (marks.length && stack.length <= marks[marks.length - 1]!)) throw GIVE_UP;
-    return stack[stack.length - 1];
-  };
-  const setItems = (items: unknown[]) => {
-    const d = dicts.get(top() as WireMap);
+/**
+ * The reader's state. A class rather than closures: under tsx (esbuild keepNames) every named
+ * closure created per call costs an Object.defineProperty.
+ */
+class Z5Reader {
+  private pos = 0;
+  private readonly stack: unknown[] = [];
+  private readonly marks: number[] = [];
+  private dicts: Map<WireMap, DictBuild> | null = null;
+  private lists: unknown[][] | null = null;
+  private containers = 0;
+
+  constructor(private readonly b: Buffer) {}
+
+  private need(n: number): void {
+    if (this.pos + n > this.b.length) throw GIVE_UP;
+  }
+
+  private floor(): number {
+    return this.marks.length ? this.marks[this.marks.length - 1]! : 0;
+  }
+
+  private pop(): unknown {
+    if (this.stack.length <= this.floor()) throw GIVE_UP;
+    return this.stack.pop();
+  }
+
+  private top(): unknown {
+    if (this.stack.length <= this.floor()) throw GIVE_UP;
+    return this.stack[this.stack.length - 1];
+  }
+
+  private popMark(): unknown[] {
+    if (!this.marks.length) throw GIVE_UP;
+    return this.stack.splice(this.marks.pop()!);
+  }
+
+  private container(): void {
+    if (++this.containers > FAST_CONTAINERS) throw GIVE_UP;
+  }
+
+  private setItems(items: unknown[]): void {
+    const d = this.dicts?.get(this.top() as WireMap);
     if (!d) throw GIVE_UP;
     for (let i = 0; i < items.length; i += 2) {
       const k = items[i];
@@ -300,173 +314,183 @@ function read(b: Buffer): WireValue {
       d.order.push(k);
       if (!d.indexKeys && INDEX_KEY.test(k)) d.indexKeys = true;
     }
-  };
-  const appendTo = (items: unknown[]) => {
-    const l = top() as unknown[];
-    if (!lists.has(l)) throw GIVE_UP;
+  }
+
+  private appendTo(items: unknown[]): void {
+    const l = this.top() as unknown[];
+    if (!this.lists?.includes(l)) throw GIVE_UP;
     for (const x of items) l.push(x);
-  };
-  const ascii = (n: number): string => {
-    need(n);
+  }
+
+  private ascii(n: number): string {
+    this.need(n);
+    const b = this.b;
+    const start = this.pos;
     let s = '';
     if (n < 64) {
-      for (let i = pos; i < pos + n; i++) {
+      for (let i = start; i < start + n; i++) {
         const c = b[i]!;
         if (c > 0x7f) throw GIVE_UP;
         s += String.fromCharCode(c);
       }
     } else {
-      for (let i = pos; i < pos + n; i++) if (b[i]! > 0x7f) throw GIVE_UP;
-      s = b.toString('latin1', pos, pos + n);
+      for (let i = start; i < start + n; i++) if (b[i]! > 0x7f) throw GIVE_UP;
+      s = b.toString('latin1', start, start + n);
     }
-    pos += n;
+    this.pos += n;
     return s;
-  };
-  const bytes = (n: number): Buffer => {
-    need(n);
-    const out = Buffer.allocUnsafe(n);
-    b.copy(out, 0, pos, pos + n);
-    pos += n;
-    return out;
-  };
-
-  // bounded: every round consumes at least one byte
-  while (pos < end) {
-    if (stack.length + marks.length > FAST_STACK) throw GIVE_UP;
-    const op = b[pos++]!;
-    switch (op) {
-      case 0x80: // PROTO
-        need(1);
-        if (b[pos] !== 2 && b[pos] !== 3) throw GIVE_UP;
-        pos++;
-        break;
-      case 0x2e: {
-        // STOP: exactly one value, nothing after
-        if (pos !== end || stack.length !== 1 || marks.length) throw GIVE_UP;
-        for (const d of dicts.values()) if (d.indexKeys) setKeyOrder(d.obj, d.order);
-        for (const l of lists) pyList(l as WireValue[]);
-        return stack[0] as WireValue;
-      }
-      case 0x28: // MARK
-        marks.push(stack.length);
-        break;
-      case 0x4e:
-        stack.push(null);
-        break;
-      case 0x88:
-        stack.push(true);
-        break;
-      case 0x89:
-        stack.push(false);
-        break;
-      case 0x4b: // BININT1
-        need(1);
-        stack.push(b[pos++]!);
-        break;
-      case 0x4d: // BININT2
-        need(2);
-        stack.push(b.readUInt16LE(pos));
-        pos += 2;
-        break;
-      case 0x4a: // BININT
-        need(4);
-        stack.push(b.readInt32LE(pos));
-        pos += 4;
-        break;
-      case 0x47: {
-        // BINFLOAT: integral values stay floats (PyFloat), as the general path
-        need(8);
-        const x = b.readDoubleBE(pos);
-        pos += 8;
-        stack.push(Number.isInteger(x) ? new PyFloat(x) : x);
-        break;
-      }
-      case 0x58: {
-        // BINUNICODE (ASCII here)
-        need(4);
-        const n = b.readUInt32LE(pos);
-        pos += 4;
-        stack.push(ascii(n));
-        break;
-      }
-      case 0x43: // SHORT_BINBYTES
-        need(1);
-        stack.push(bytes(b[pos++]!));
-        break;
-      case 0x42: {
-        // BINBYTES
-        need(4);
-        const n = b.readUInt32LE(pos);
-        pos += 4;
-        stack.push(bytes(n));
-        break;
-      }
-      case 0x29: // EMPTY_TUPLE
-        container();
-        stack.push([]);
-        break;
-      case 0x85: // TUPLE1
-        container();
-        stack.push([pop()]);
-        break;
-      case 0x86: {
-        container();
-        const y = pop();
-        const x = pop();
-        stack.push([x, y]);
-        break;
-      }
-      case 0x87: {
-        container();
-        const z = pop();
-        const y = pop();
-        const x = pop();
-        stack.push([x, y, z]);
-        break;
-      }
-      case 0x74: // TUPLE
-        container();
-        stack.push(popMark());
-        break;
-      case 0x5d: {
-        // EMPTY_LIST
-        container();
-        const l: unknown[] = [];
-        lists.add(l);
-        stack.push(l);
-        break;
-      }
-      case 0x61: // APPEND
-        appendTo([pop()]);
-        break;
-      case 0x65: // APPENDS
-        appendTo(popMark());
-        break;
-      case 0x7d: {
-        // EMPTY_DICT
-        container();
-        const obj: WireMap = {};
-        dicts.set(obj, { obj, order: [], indexKeys: false });
-        stack.push(obj);
-        break;
-      }
-      case 0x73: {
-        // SETITEM
-        const v = pop();
-        const k = pop();
-        setItems([k, v]);
-        break;
-      }
-      case 0x75: {
-        // SETITEMS
-        const items = popMark();
-        if (items.length % 2) throw GIVE_UP;
-        setItems(items);
-        break;
-      }
-      default:
-        throw GIVE_UP;
-    }
   }
-  throw GIVE_UP; // no STOP
+
+  private bytes(n: number): Buffer {
+    this.need(n);
+    const out = Buffer.allocUnsafe(n);
+    this.b.copy(out, 0, this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  read(): WireValue {
+    const b = this.b;
+    const end = b.length;
+    const stack = this.stack;
+    // bounded: every round consumes at least one byte
+    while (this.pos < end) {
+      if (stack.length + this.marks.length > FAST_STACK) throw GIVE_UP;
+      const op = b[this.pos++]!;
+      switch (op) {
+        case 0x80: // PROTO
+          this.need(1);
+          if (b[this.pos] !== 2 && b[this.pos] !== 3) throw GIVE_UP;
+          this.pos++;
+          break;
+        case 0x2e: {
+          // STOP: exactly one value, nothing after
+          if (this.pos !== end || stack.length !== 1 || this.marks.length) throw GIVE_UP;
+          if (this.dicts) for (const d of this.dicts.values()) if (d.indexKeys) setKeyOrder(d.obj, d.order);
+          if (this.lists) for (const l of this.lists) pyList(l as WireValue[]);
+          return stack[0] as WireValue;
+        }
+        case 0x28: // MARK
+          this.marks.push(stack.length);
+          break;
+        case 0x4e:
+          stack.push(null);
+          break;
+        case 0x88:
+          stack.push(true);
+          break;
+        case 0x89:
+          stack.push(false);
+          break;
+        case 0x4b: // BININT1
+          this.need(1);
+          stack.push(b[this.pos++]!);
+          break;
+        case 0x4d: // BININT2
+          this.need(2);
+          stack.push(b.readUInt16LE(this.pos));
+          this.pos += 2;
+          break;
+        case 0x4a: // BININT
+          this.need(4);
+          stack.push(b.readInt32LE(this.pos));
+          this.pos += 4;
+          break;
+        case 0x47: {
+          // BINFLOAT: integral values stay floats (PyFloat), as the general path
+          this.need(8);
+          const x = b.readDoubleBE(this.pos);
+          this.pos += 8;
+          stack.push(Number.isInteger(x) ? new PyFloat(x) : x);
+          break;
+        }
+        case 0x58: {
+          // BINUNICODE (ASCII here)
+          this.need(4);
+          const n = b.readUInt32LE(this.pos);
+          this.pos += 4;
+          stack.push(this.ascii(n));
+          break;
+        }
+        case 0x43: // SHORT_BINBYTES
+          this.need(1);
+          stack.push(this.bytes(b[this.pos++]!));
+          break;
+        case 0x42: {
+          // BINBYTES
+          this.need(4);
+          const n = b.readUInt32LE(this.pos);
+          this.pos += 4;
+          stack.push(this.bytes(n));
+          break;
+        }
+        case 0x29: // EMPTY_TUPLE
+          this.container();
+          stack.push([]);
+          break;
+        case 0x85: // TUPLE1
+          this.container();
+          stack.push([this.pop()]);
+          break;
+        case 0x86: {
+          this.container();
+          const y = this.pop();
+          const x = this.pop();
+          stack.push([x, y]);
+          break;
+        }
+        case 0x87: {
+          this.container();
+          const z = this.pop();
+          const y = this.pop();
+          const x = this.pop();
+          stack.push([x, y, z]);
+          break;
+        }
+        case 0x74: // TUPLE
+          this.container();
+          stack.push(this.popMark());
+          break;
+        case 0x5d: {
+          // EMPTY_LIST
+          this.container();
+          const l: unknown[] = [];
+          (this.lists ??= []).push(l);
+          stack.push(l);
+          break;
+        }
+        case 0x61: // APPEND
+          this.appendTo([this.pop()]);
+          break;
+        case 0x65: // APPENDS
+          this.appendTo(this.popMark());
+          break;
+        case 0x7d: {
+          // EMPTY_DICT
+          this.container();
+          const obj: WireMap = {};
+          (this.dicts ??= new Map()).set(obj, { obj, order: [], indexKeys: false });
+          stack.push(obj);
+          break;
+        }
+        case 0x73: {
+          // SETITEM
+          const v = this.pop();
+          const k = this.pop();
+          this.setItems([k, v]);
+          break;
+        }
+        case 0x75: {
+          // SETITEMS
+          const items = this.popMark();
+          if (items.length % 2) throw GIVE_UP;
+          this.setItems(items);
+          break;
+        }
+        default:
+          throw GIVE_UP;
+      }
+    }
+    throw GIVE_UP; // no STOP
+  }
 }
