@@ -12,7 +12,11 @@ export interface Parsed {
   args: string[];
 }
 
-export function getopt(argv: readonly string[], spec: string): Parsed {
+/**
+ * `long` lists long option names; a trailing "=" means the option takes a value
+ * ("--name=value" or "--name value"). A unique prefix of a long name is accepted, as in Python.
+ */
+export function getopt(argv: readonly string[], spec: string, long: readonly string[] = []): Parsed {
   const takesValue = new Map<string, boolean>();
   for (let i = 0; i < spec.length; i++) {
     const c = spec[i]!;
@@ -28,6 +32,29 @@ export function getopt(argv: readonly string[], spec: string): Parsed {
       break;
     }
     if (!a.startsWith('-') || a === '-') break;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const exact = long.find((l) => l.replace(/=$/, '') === name);
+      const matches = exact ? [exact] : long.filter((l) => l.startsWith(name));
+      if (matches.length === 0) throw new GetoptError(`option --${name} not recognized`);
+      if (matches.length > 1) throw new GetoptError(`option --${name} not a unique prefix`);
+      const full = matches[0]!;
+      const key = full.replace(/=$/, '');
+      if (full.endsWith('=')) {
+        let v: string;
+        if (eq >= 0) v = a.slice(eq + 1);
+        else {
+          if (i + 1 >= argv.length) throw new GetoptError(`option --${key} requires argument`);
+          v = argv[++i]!;
+        }
+        opts.push([`--${key}`, v]);
+      } else {
+        if (eq >= 0) throw new GetoptError(`option --${key} must not have an argument`);
+        opts.push([`--${key}`, '']);
+      }
+      continue;
+    }
     for (let j = 1; j < a.length; j++) {
       const c = a[j]!;
       const tv = takesValue.get(c);
