@@ -82,7 +82,8 @@ export class Primary implements IStorage {
   /** bound address once listening */
   address: net.AddressInfo | string | null = null;
   readonly listening: Promise<net.AddressInfo | string>;
-  readonly ackQuorum: number;
+  /** may be changed at run time */
+  ackQuorum: number;
   readonly ackTimeout: number;
   readonly ackTimeoutPolicy: 'refuse' | 'async';
   readonly highWaterMark: number;
