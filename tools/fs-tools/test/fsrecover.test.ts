@@ -15,7 +15,7 @@ import { POSKeyError } from '@zeo-ts/storage';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { dataFs } from './corrupt.ts';
 import { runTool } from './helpers.ts';
-import { fstestMain } from '../src/main.ts';
+import { fsrecoverMain, fstestMain } from '../src/main.ts';
 import { StringOut } from '../src/output.ts';
 
 const skip = vectorsSkip('filestorage');
@@ -63,10 +63,17 @@ async function fstestOk(path: string): Promise<void> {
 
 function damaged(name: string, f: (b: Buffer) => Buffer): string {
   writeFileSync(join(dir, name), f(Buffer.from(dataFs())));
-  return name;
+  return join(dir, name);
 }
 
-describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
+/** fsrecover's main in this process (same code as the bin below its 4-line shim): status and stdout. */
+async function recoverHere(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const out = new StringOut();
+  const status = await fsrecoverMain(args, out);
+  return { status, stdout: out.text, stderr: '' };
+}
+
+describe('fsrecover (filestorage §10.5)', { concurrency: 1 }, () => {
   it('an intact file is copied byte for byte, with its index (§10.5, §16 #49)', { skip }, async () => {
     const r = await runTool('fsrecover', [join(vectorsDir('filestorage'), 'Data.fs'), 'same.fs'], dir);
     assert.equal(r.status, 0, r.stderr);
@@ -77,11 +84,11 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
 
   it('truncated in the middle of T3: T0–T2 survive (progress output as Python)', { skip }, async () => {
     const inp = damaged('A.fs', (b) => b.subarray(0, 1500));
-    const r = await runTool('fsrecover', [inp, 'A-out.fs'], dir);
+    const r = await recoverHere([inp, join(dir, 'A-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(
       r.stdout,
-      'Recovering A.fs into A-out.fs\n' +
+      `Recovering ${inp} into ${join(dir, 'A-out.fs')}\n` +
         '. 1.0 . 2.0 . 3.0 . 4.0 . 5.0 . 6.0 . 7.0 . 8.0 . error reading txn header: bad transaction length at 1210\n' +
         '0.0 . 1.0 . 2.0 . 3.0 . 4.0 . 5.0 . 6.0 . 7.0 . 8.0 error reading txn header: bad transaction length at 1414\n' +
         '0.0 . 1.0 . 2.0 . 3.0 . 4.0 . 5.0 . 6.0 . 7.0 . 8.0 \n' +
@@ -98,11 +105,11 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
       b.fill(0xaa, 673, 700);
       return b;
     });
-    const r = await runTool('fsrecover', ['-v', '1', inp, 'B-out.fs'], dir);
+    const r = await recoverHere(['-v', '1', inp, join(dir, 'B-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(
       r.stdout,
-      'Recovering B.fs into B-out.fs\n' +
+      `Recovering ${inp} into ${join(dir, 'B-out.fs')}\n` +
         'begin 166 2024-01-01 00:00:00.250000 finish\n' +
         'begin 673 2024-01-01 00:01:00.500000 finish\n' +
         "error reading txn header: 'ascii' codec can't decode byte 0xaa in position 0: ordinal not in range(128)\n" +
@@ -123,7 +130,7 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
       b.writeBigUInt64BE(100n, 174);
       return b;
     });
-    const r = await runTool('fsrecover', ['-v', '2', inp, 'C-out.fs'], dir);
+    const r = await recoverHere(['-v', '2', inp, join(dir, 'C-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^error reading txn header: redundant transaction length check failed at 266\nlooking for valid txn header at 247\n/m);
     assert.match(r.stdout, /\n987 bytes removed during recovery\n$/);
@@ -138,7 +145,7 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
       b.fill(0x55, 166, 190);
       return b;
     });
-    const r = await runTool('fsrecover', ['-p', '-v', '1', inp, 'E-out.fs'], dir);
+    const r = await recoverHere(['-p', '-v', '1', inp, join(dir, 'E-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /\nbegin 2135 2024-01-01 00:04:00\.000000 partial\nerror copying transaction: Undo error None: Invalid transaction id\n/);
     assert.match(r.stdout, /\n896 bytes removed during recovery\n$/);
@@ -148,7 +155,7 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
   });
 
   it("a 'c' tail is saved to <output>.tr0 and not copied", { skip }, async () => {
-    const r = await runTool('fsrecover', [join(vectorsDir('filestorage'), 'Data-checkpoint.fs'), 'K-out.fs'], dir);
+    const r = await recoverHere([join(vectorsDir('filestorage'), 'Data-checkpoint.fs'), join(dir, 'K-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(statSync(join(dir, 'K-out.fs.tr0')).size, 198);
     assert.ok(readFileSync(join(dir, 'K-out.fs')).equals(dataFs()));
@@ -160,7 +167,7 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
       b.writeBigUInt64BE(5000n, 2382);
       return Buffer.concat([b, Buffer.from('.xyz')]);
     });
-    const r = await runTool('fsrecover', ['-v', '1', inp, 'F-out.fs'], dir);
+    const r = await recoverHere(['-v', '1', inp, join(dir, 'F-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /error reading txn header: bad transaction length at 2374\n\n101 bytes removed during recovery\n$/);
     assert.ok(readFileSync(join(dir, 'F-out.fs')).equals(dataFs().subarray(0, 2374)));
@@ -179,7 +186,7 @@ describe('fsrecover (filestorage §10.5)', { concurrency: 4 }, () => {
   });
 
   it('-P 0 packs the recovered output (§10.3 via FileStorage)', { skip }, async () => {
-    const r = await runTool('fsrecover', ['-P', '0', join(vectorsDir('filestorage'), 'Data.fs'), 'P-out.fs'], dir);
+    const r = await recoverHere(['-P', '0', join(vectorsDir('filestorage'), 'Data.fs'), join(dir, 'P-out.fs')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /\nPacking \.\.\.\n$/);
     const out = join(dir, 'P-out.fs');
