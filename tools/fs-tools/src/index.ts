@@ -1,6 +1,6 @@
 /**
  * @zeo-ts/fs-tools — FileStorage operator commands (filestorage spec §8.3, §10.5, §11, §12) as
- * npm bins (fstest fsdump fstail fsrefs fsoids fsstats fsrecover), and their library functions.
+ * npm bins (fstest fsdump fstail fsrefs fsoids fsstats fsanalyze fsrecover repozo), and their library functions.
  * Output is byte-identical to the Python ZODB scripts; see README-style notes in each module.
  */
 export { fstest, FormatError, type FstestOptions } from './fstest.ts';
@@ -15,4 +15,7 @@ export { RawFile, iterateTransactions, iterateRecords, ToolError, type IterTxn, 
 export { StreamOut, StringOut, type Out } from './output.ts';
 export { getopt, GetoptError } from './getopt.ts';
 export * as pyfmt from './pyfmt.ts';
-export { fstestMain, fsdumpMain, fstailMain, fsrefsMain, fsoidsMain, fsstatsMain, fsrecoverMain } from './main.ts';
+export { fstestMain, fsdumpMain, fstailMain, fsrefsMain, fsoidsMain, fsstatsMain, fsrecoverMain, fsanalyzeMain } from './main.ts';
+export { analyze, writeAnalyzeReport, type AnalyzeReport } from './analyze.ts';
+export { doBackup, doRecover, doVerify, findFiles, RepozoError, WouldOverwriteFiles, NoFiles, VerificationFail, type RepozoOptions, type Mode as RepozoMode } from './repozo.ts';
+export { repozoMain, parseRepozoArgs } from './repozo-main.ts';

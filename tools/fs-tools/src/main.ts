@@ -13,7 +13,8 @@ import { fsstats } from './fsstats.ts';
 import { FormatError, fstest } from './fstest.ts';
 import { fstail } from './fstail.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import type { IterWarning } from './fsio.ts';
+import { ToolError, type IterWarning } from './fsio.ts';
+import { analyze, writeAnalyzeReport } from './analyze.ts';
 import type { Out } from './output.ts';
 
 const stderrWarn = (w: IterWarning) => process.stderr.write(w.message + '\n');
@@ -207,6 +208,26 @@ export async function fsrecoverMain(argv: string[], out: Out): Promise<number> {
     }
   } finally {
     await fs.close();
+  }
+  return 0;
+}
+
+export const FSANALYZE_USAGE = `usage: fsanalyze data.fs
+
+Records, bytes and average sizes per class of a FileStorage data file, and how much of it is
+current versus old revisions (Python's ZODB.scripts.analyze).`;
+
+export async function fsanalyzeMain(argv: string[], out: Out): Promise<number> {
+  if (argv.length < 1) throw new ExitError(FSANALYZE_USAGE);
+  const rep = analyze(argv[0]!, stderrWarn);
+  try {
+    writeAnalyzeReport(rep, out);
+  } catch (e) {
+    if (e instanceof ToolError) {
+      await out.flush();
+      throw new ExitError(e.message);
+    }
+    throw e;
   }
   return 0;
 }

@@ -143,3 +143,31 @@ export function tsText(tid: bigint): string {
 export function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * "%.<d>f" % x as C/Python print it: the exact binary value rounded half to even at `d`
+ * decimals (JavaScript's toFixed rounds exact ties up).
+ */
+export function fixed(x: number, d: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  const neg = x < 0 || Object.is(x, -0);
+  const ax = Math.abs(x);
+  // exact value of ax = mant * 2^exp
+  const buf = new DataView(new ArrayBuffer(8));
+  buf.setFloat64(0, ax);
+  const bits = buf.getBigUint64(0);
+  const e = Number((bits >> 52n) & 0x7ffn);
+  const frac = bits & ((1n << 52n) - 1n);
+  const mant = e === 0 ? frac : frac | (1n << 52n);
+  const exp = (e === 0 ? 1 : e) - 1075;
+  let num = mant * 10n ** BigInt(d);
+  let den = 1n;
+  if (exp >= 0) num <<= BigInt(exp);
+  else den <<= BigInt(-exp);
+  let q = num / den;
+  const r = num % den;
+  if (2n * r > den || (2n * r === den && q % 2n === 1n)) q += 1n;
+  let s = q.toString().padStart(d + 1, '0');
+  if (d > 0) s = s.slice(0, s.length - d) + '.' + s.slice(s.length - d);
+  return (neg ? '-' : '') + s;
+}

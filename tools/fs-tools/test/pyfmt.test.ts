@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bytesRepr, fixedLeft, floatRepr, oidRepr, pyHex, reprBytesOrEmptyStr, strRepr, tsText } from '../src/pyfmt.ts';
+import { bytesRepr, fixed, fixedLeft, floatRepr, oidRepr, pyHex, reprBytesOrEmptyStr, strRepr, tsText } from '../src/pyfmt.ts';
 import { getopt, GetoptError } from '../src/getopt.ts';
 import { parsePyInt, shorten } from '../src/fsoids.ts';
 import { fsstats } from '../src/fsstats.ts';
@@ -109,4 +109,20 @@ test('fsstats with a bin of 40+ entries prints floor(count/dot) stars and dot as
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('fixed() is "%.Nf" with C rounding of the exact binary value (analyze, spec §11.7)', () => {
+  const cases: Array<[number, string, string, string]> = [
+    [0.125, '0.12', '0.1', '0'],
+    [0.375, '0.38', '0.4', '0'],
+    [2.675, '2.67', '2.7', '3'],
+    [1.005, '1.00', '1.0', '1'],
+    [0.5, '0.50', '0.5', '0'],
+    [1.5, '1.50', '1.5', '2'],
+    [2.5, '2.50', '2.5', '2'],
+    [1234.5678, '1234.57', '1234.6', '1235'],
+    [1e-7, '0.00', '0.0', '0'],
+    [99.995, '100.00', '100.0', '100'],
+  ];
+  for (const [x, a, b, c] of cases) assert.deepEqual([fixed(x, 2), fixed(x, 1), fixed(x, 0)], [a, b, c], `%f of ${x}`);
 });

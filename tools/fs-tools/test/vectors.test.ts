@@ -46,6 +46,8 @@ const cases: Case[] = [
   { title: 'fsdump blob/Data.fs (§11.1, blob records)', tool: 'fsdump', args: ['Data.fs'], cwd: 'blob', stdout: 'fsdump-blob.txt', status: 0, needsPickle: true },
   // §11.5, §16 #53
   { title: 'fsoids Data.fs 0 1 2 3 4 5 (§16 #53)', tool: 'fsoids', args: ['Data.fs', '0', '1', '2', '3', '4', '5'], stdout: 'fsoids.txt', status: 0, needsPickle: true },
+  // §11.7 (Python's ZODB.scripts.analyze, bin fsanalyze)
+  { title: 'fsanalyze Data.fs = analyze.txt (§11.7)', tool: 'fsanalyze', args: ['Data.fs'], stdout: 'analyze.txt', status: 0, needsPickle: true },
   // §11.4, §16 #53
   { title: 'fsrefs Data.fs prints nothing (§11.4)', tool: 'fsrefs', args: ['Data.fs'], stdout: 'fsrefs.txt', status: 0, needsPickle: true },
   { title: 'fsrefs Data-packed.fs prints nothing (§11.4)', tool: 'fsrefs', args: ['Data-packed.fs'], stdout: 'fsrefs-packed.txt', status: 0, needsPickle: true },
