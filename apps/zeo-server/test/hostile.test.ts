@@ -348,7 +348,7 @@ for (const letter of ['M', 'Z'] as const) {
       ] as Array<[string, WireValue[]]>) {
         const d = await registered();
         d.callOneWay(method, args);
-        await assert.rejects(d.call('ping', []), undefined, `one-way ${method} closes`);
+        await assert.rejects(d.call('ping', []), Error, `one-way ${method} closes`);
         await d.closed;
       }
       // unknown methods and a second register close (S-4); so does any method before register
@@ -360,7 +360,7 @@ for (const letter of ['M', 'Z'] as const) {
         [false, 'tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']],
       ] as Array<[boolean, string, WireValue[]]>) {
         const d = pre ? await registered() : open();
-        await assert.rejects(d.call(method, args), undefined, `${method} closes`);
+        await assert.rejects(d.call(method, args), Error, `${method} closes`);
         await d.closed;
       }
       // register with an unknown storage / too many arguments: error replies, still open (S-12)
