@@ -4,14 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { ClientCache, encodeTraceRecord } from '@zeo-ts/client-cache';
-import { addcommas, bytesRepr, parseInterval, pyFixed, pyRound1Str } from '../src/index.ts';
+import { addcommas, bytesRepr, cacheSimul, cacheStats, LineOut, parseInterval, pyFixed, pyRound1Str } from '../src/index.ts';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,6 +23,25 @@ function run(bin: 'cache-stats' | 'cache-simul', args: string[], opts: { cwd?: s
     encoding: 'utf8',
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The same tools run inside this process (output through files), for the many small cases; the
+ * recorded-vector goldens and exit statuses above use real child processes.
+ */
+process.env.TZ = 'UTC';
+function runIn(bin: 'cache-stats' | 'cache-simul', args: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'cache-tools-run-'));
+  const o = openSync(join(dir, 'out'), 'w+');
+  const e = openSync(join(dir, 'err'), 'w+');
+  const out = new LineOut(o);
+  const err = new LineOut(e);
+  const status = (bin === 'cache-stats' ? cacheStats : cacheSimul)(args, out, err);
+  out.flush();
+  err.flush();
+  closeSync(o);
+  closeSync(e);
+  return { status, stdout: readFileSync(join(dir, 'out'), 'utf8'), stderr: readFileSync(join(dir, 'err'), 'utf8') };
 }
 
 /** The elapsed time is the tool's own run time; goldens show 0.0. */
@@ -177,27 +196,27 @@ test('cache-stats golden examples of spec §10.4: plain, -v -i 10, -q -h -s (cli
   let r = run('cache-stats', ['-X', p]); // -X is accepted and changes nothing
   assert.equal(r.status, 0);
   assert.equal(noElapsed(r.stdout), STATS_GOLDEN);
-  r = run('cache-stats', ['-v', '-i', '10', p]);
+  r = runIn('cache-stats', ['-v', '-i', '10', p]);
   assert.ok(r.stdout.startsWith(VERBOSE_HEAD), r.stdout.slice(0, 1500));
-  r = run('cache-stats', ['-q', '-h', '-s', p]);
+  r = runIn('cache-stats', ['-q', '-h', '-s', p]);
   const lines = STATS_GOLDEN.split('\n');
   const summary = lines.slice(lines.indexOf('') + 1).join('\n');
   assert.equal(noElapsed(r.stdout), `${lines[0]}\n\n${summary}\n${HIST_TAIL}`);
   // -S drops the summary; combined short flags work as with argparse
-  r = run('cache-stats', ['-qSh', p]);
+  r = runIn('cache-stats', ['-qSh', p]);
   assert.equal(r.stdout, `${lines[0]}\n\n${HIST_TAIL.split('\n\nHistograms')[0]}\n`);
   // -v and -q exclude each other
-  r = run('cache-stats', ['-v', '-q', p]);
+  r = runIn('cache-stats', ['-v', '-q', p]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /not allowed with argument/);
 });
 
 test('cache-stats skips 8 bytes at a zero timestamp, quiet or not (client-cache §10.2, §12.5)', () => {
   const p = specTrace(Buffer.alloc(8));
-  let r = run('cache-stats', [p]);
+  let r = runIn('cache-stats', [p]);
   assert.equal(r.status, 0);
   assert.equal(noElapsed(r.stdout), `${STATS_GOLDEN.split('\n')[0]}\nSkipping 8 bytes at offset 0\n${STATS_GOLDEN.split('\n').slice(1).join('\n')}`.replace('(630 bytes)', '(638 bytes)'));
-  r = run('cache-stats', ['-q', p]);
+  r = runIn('cache-stats', ['-q', p]);
   assert.match(r.stdout, /^Read 19 trace records \(638 bytes\)/m);
   assert.doesNotMatch(r.stdout, /Skipping/);
 });
@@ -211,7 +230,7 @@ test('cache-stats on an empty trace: header, one zero line, "No records processe
   const lines = r.stdout.split('\n');
   assert.equal(lines.length, 3);
   assert.match(lines[1]!, /^\w{3} [ \d]\d \d\d:\d\d-\d\d       0       0       0       0     n\/a$/);
-  const q = run('cache-stats', ['-q', 'empty.trace'], { cwd: dir });
+  const q = runIn('cache-stats', ['-q', join(dir, 'empty.trace')]);
   assert.equal(q.status, 1);
   assert.equal(q.stdout, STATS_GOLDEN.split('\n')[0] + '\n');
   assert.equal(run('cache-stats', ['--help']).status, 2);
@@ -223,7 +242,7 @@ test('cache-stats with no data records prints average size 0 (client-cache §12.
   encodeTraceRecord(b, 0, T0, 0x20, 1n, 0n, 0n, 0);
   encodeTraceRecord(b, 34, T0 + 1, 0x10, 1n, 5n, 0n, 0);
   writeFileSync(join(dir, 'nodata.trace'), b);
-  const r = run('cache-stats', ['nodata.trace'], { cwd: dir });
+  const r = runIn('cache-stats', [join(dir, 'nodata.trace')]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Data recs:  0 \(0\.0%\), average size 0 bytes$/m);
   assert.match(r.stdout, /^Hit rate:   0\.0% \(load hits \/ loads\)$/m);
@@ -273,7 +292,7 @@ Nov 14 22:45      0       1       0      0      0    0.0%       0     0.0
 test('cache-simul golden examples of spec §11.5 and the empty trace (client-cache §13 #37 #38 #39)', () => {
   const p = specTrace();
   for (const [args, golden] of SIMUL_GOLDENS) {
-    const r = run('cache-simul', [...args, p]);
+    const r = runIn('cache-simul', [...args, p]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, golden, `cache-simul ${args.join(' ')}`);
   }
@@ -291,7 +310,7 @@ test('cache-simul treats objects larger than the simulated cache as not cached (
   encodeTraceRecord(b, 34, T0 + 1, 0x52, 2n, 1n, 0n, 100);
   encodeTraceRecord(b, 68, T0 + 2, 0x22, 2n, 1n, 0n, 100);
   writeFileSync(join(dir, 'big.trace'), b);
-  const r = run('cache-simul', ['-s', '0.001', 'big.trace'], { cwd: dir });
+  const r = runIn('cache-simul', ['-s', '0.001', join(dir, 'big.trace')]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout.split('\n')[2]!, /^Nov 14 22:13      2       1       1      0      1  100\.0%       0    13\.8$/);
 });
@@ -313,7 +332,7 @@ test('a trace written by the cache reads back in cache-stats (client-cache §13 
   c.loadBefore(1n, 2n);
   c.invalidate(1n, null);
   await c.close();
-  const r = run('cache-stats', ['-v', 'c.zec.trace'], { cwd: dir });
+  const r = runIn('cache-stats', ['-v', join(dir, 'c.zec.trace')]);
   assert.equal(r.status, 0, r.stderr);
   const codes = r.stdout.split('\n').filter((l) => /^\w{3} [ \d]\d \d\d:\d\d:\d\d [0-9a-f]{2} /.test(l)).map((l) => l.slice(16, 18));
   assert.deepEqual(codes, ['00', '52', '22', '20', '20', '24', '1c', '26', '10']);
