@@ -46,8 +46,66 @@ export function encodeT(tid: Tid, status: string, user: Buffer, description: Buf
   return dumps(tuple('T', tuple(p64(tid), status, user, description, extension)), DUMP);
 }
 
+// Hand-written canonical protocol-1 pieces (§6.8) for the per-record messages (hot path).
+const CODECS_HEAD = Buffer.from('c_codecs\nencode\n(X', 'latin1');
+const CODECS_TAIL = Buffer.from('X\x06\x00\x00\x00latin1tR', 'latin1');
+const EMPTY_BYTES = Buffer.from('c__builtin__\nbytes\n)R', 'latin1');
+
+/** Write `b` as protocol-1 bytes (_codecs.encode(latin1 text) / bytes()) into out at off; returns the new offset. */
+function putBytes(out: Buffer, off: number, b: Buffer): number {
+  if (b.length === 0) return off + EMPTY_BYTES.copy(out, off);
+  off += CODECS_HEAD.copy(out, off);
+  const lenAt = off;
+  off += 4;
+  const start = off;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c < 0x80) out[off++] = c;
+    else {
+      out[off++] = 0xc0 | (c >> 6);
+      out[off++] = 0x80 | (c & 0x3f);
+    }
+  }
+  out.writeUInt32LE(off - start, lenAt);
+  return off + CODECS_TAIL.copy(out, off);
+}
+
+const ID_MAX = CODECS_HEAD.length + 4 + 16 + CODECS_TAIL.length;
+
+function idPickle(out: Buffer, off: number, v: bigint): number {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(v, 0);
+  return putBytes(out, off, b);
+}
+
+function smallMessage(tag: string, ids: Array<bigint | null>, version: string | null, extra: (out: Buffer, off: number) => number): Buffer {
+  const out = Buffer.allocUnsafe(32 + ids.length * ID_MAX + 64);
+  let off = 0;
+  out[off++] = 0x28; // (
+  out[off++] = 0x58; // X
+  out.writeUInt32LE(1, off);
+  off += 4;
+  out[off++] = tag.charCodeAt(0);
+  out[off++] = 0x28;
+  ids.forEach((v, i) => {
+    if (i === 2 && version !== null) {
+      out[off++] = 0x58;
+      out.writeUInt32LE(0, off);
+      off += 4;
+    }
+    if (v === null) out[off++] = 0x4e; // N
+    else off = idPickle(out, off, v);
+  });
+  off = extra(out, off);
+  out[off++] = 0x74; // t
+  out[off++] = 0x74;
+  out[off++] = 0x2e; // .
+  return out.subarray(0, off);
+}
+
 export function encodeS(oid: Oid, tid: Tid, dataTxn: Tid | null, version = ''): Buffer {
-  return dumps(tuple('S', tuple(p64(oid), p64(tid), version, dataTxn === null ? null : p64(dataTxn))), DUMP);
+  if (version !== '') return dumps(tuple('S', tuple(p64(oid), p64(tid), version, dataTxn === null ? null : p64(dataTxn))), DUMP);
+  return smallMessage('S', [oid, tid, dataTxn], '', (_o, off) => off);
 }
 
 export function encodeB(oid: Oid, tid: Tid, dataTxn: Tid | null, blocks: number, version = ''): Buffer {
@@ -55,7 +113,13 @@ export function encodeB(oid: Oid, tid: Tid, dataTxn: Tid | null, blocks: number,
 }
 
 export function encodeC(checksum: Buffer | null): Buffer {
-  return dumps(tuple('C', checksum === null ? tuple() : tuple(checksum)), DUMP);
+  if (checksum === null) return dumps(tuple('C', tuple()), DUMP);
+  const out = Buffer.allocUnsafe(16 + ID_MAX + 16);
+  let off = 0;
+  off += Buffer.from('(X\x01\x00\x00\x00C(', 'latin1').copy(out, off);
+  off = putBytes(out, off, checksum);
+  off += Buffer.from('tt.', 'latin1').copy(out, off);
+  return out.subarray(0, off);
 }
 
 /** Globals that rebuild bytes; anything else stays an opaque PyGlobal (never executed). */

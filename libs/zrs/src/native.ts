@@ -18,16 +18,17 @@ const SCHEMA = `
 syntax = "proto3";
 package zeots.zrs;
 message Record { bytes oid = 1; bytes tid = 2; bool has_data = 3; bytes data = 4; bytes data_txn = 5; }
-message Txn { bytes tid = 1; string status = 2; bytes user = 3; bytes description = 4; bytes extension = 5; repeated Record records = 6; bytes md5 = 7; uint64 end_pos = 8; }
+message Txn { bytes tid = 1; string status = 2; bytes user = 3; bytes description = 4; bytes extension = 5; repeated Record records = 6; uint64 end_pos = 8; }
 message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; }
 message Welcome { bytes last_tid = 1; string name = 2; }
 message Refuse { string reason = 1; string code = 2; }
 message Ack { bytes tid = 1; }
-message Frame { oneof kind { Hello hello = 1; Welcome welcome = 2; Refuse refuse = 3; Txn txn = 4; Ack ack = 5; } }
+message Frame { oneof kind { Hello hello = 1; Welcome welcome = 2; Refuse refuse = 3; bytes txn = 4; Ack ack = 5; } bytes txn_md5 = 6; }
 `;
 
 const root = protobuf.parse(SCHEMA, { keepCase: true }).root;
 const FrameType = root.lookupType('zeots.zrs.Frame');
+const TxnType = root.lookupType('zeots.zrs.Txn');
 
 export interface NativeRecord {
   oid: Oid;
@@ -96,20 +97,19 @@ export function encodeFrame(f: NativeFrame): Buffer {
       msg = { ack: { tid: p64(f.tid) } };
       break;
     case 'txn': {
+      // the transaction travels as serialized bytes with the MD5 of exactly those bytes
       const t = f.txn;
-      msg = {
-        txn: {
-          tid: p64(t.tid),
-          status: t.status,
-          user: t.user,
-          description: t.description,
-          extension: t.extension,
-          records: t.records.map((r) => ({ oid: p64(r.oid), tid: p64(r.tid), has_data: r.data !== null, data: r.data ?? Buffer.alloc(0), data_txn: r.dataTxn === null ? Buffer.alloc(0) : p64(r.dataTxn) })),
-          md5: txnDigest(t),
-          end_pos: t.endPos,
-        },
-      };
-      break;
+      const empty = Buffer.alloc(0);
+      const body = TxnType.encode({
+        tid: p64(t.tid),
+        status: t.status,
+        user: t.user,
+        description: t.description,
+        extension: t.extension,
+        records: t.records.map((r) => ({ oid: p64(r.oid), tid: p64(r.tid), has_data: r.data !== null, data: r.data ?? empty, data_txn: r.dataTxn === null ? empty : p64(r.dataTxn) })),
+        end_pos: t.endPos,
+      }).finish();
+      return Buffer.from(FrameType.encode({ txn: body, txn_md5: createHash('md5').update(body).digest() }).finish());
     }
   }
   return Buffer.from(FrameType.encode(FrameType.fromObject(msg)).finish());
@@ -138,8 +138,15 @@ export function decodeFrame(payload: Buffer): NativeFrame {
   if (m.welcome) return { kind: 'welcome', lastTid: id(m.welcome.last_tid, 'welcome.last_tid'), name: String(m.welcome.name) };
   if (m.refuse) return { kind: 'refuse', reason: String(m.refuse.reason), code: String(m.refuse.code) };
   if (m.ack) return { kind: 'ack', tid: id(m.ack.tid, 'ack.tid') };
-  if (m.txn) {
-    const x = m.txn;
+  if (m.txn && m.txn.length) {
+    const body = buf(m.txn);
+    if (!createHash('md5').update(body).digest().equals(buf(m.txn_md5))) throw new NativeProtocolError('checksum mismatch in a transaction frame');
+    let x: Record<string, any>;
+    try {
+      x = TxnType.toObject(TxnType.decode(body), { longs: Number, defaults: true }) as Record<string, any>;
+    } catch (e) {
+      throw new NativeProtocolError(`undecodable transaction: ${(e as Error).message}`);
+    }
     const txn: NativeTxn = {
       tid: id(x.tid, 'txn.tid'),
       status: String(x.status),
@@ -149,7 +156,6 @@ export function decodeFrame(payload: Buffer): NativeFrame {
       records: (x.records as any[]).map((r) => ({ oid: id(r.oid, 'record.oid'), tid: id(r.tid, 'record.tid'), data: r.has_data ? buf(r.data) : null, dataTxn: r.data_txn && r.data_txn.length ? id(r.data_txn, 'record.data_txn') : null })),
       endPos: Number(x.end_pos),
     };
-    if (!buf(x.md5).equals(txnDigest(txn))) throw new NativeProtocolError(`checksum mismatch in transaction ${txn.tid.toString(16).padStart(16, '0')}`);
     return { kind: 'txn', txn };
   }
   throw new NativeProtocolError('empty frame');
