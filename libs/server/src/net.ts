@@ -4,7 +4,7 @@
  * one `ZEOSession` of a `StorageServer` once its handshake is done.
  *
  * The session writes its own replies (to keep the output order of §5.7/§11.2), so the
- * RpcConnection handler only feeds messages in and never answers by itself.
+ * RpcConnection handler only feeds messages in and returns REPLY_LATER (never answers by itself).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -17,7 +17,7 @@ import {
   PythonError,
   PyFloat as WirePyFloat,
   pyList as wirePyList,
-  delayed,
+  REPLY_LATER,
   availableEncodings,
   type EncodingLetter,
   type WireValue,
@@ -192,8 +192,9 @@ export async function serve(server: StorageServer, options: ServeOptions): Promi
             if (!socket.destroyed) socket.resume();
           });
         }
-        // the session answers through the channel; never let RpcConnection reply
-        return call.oneWay ? undefined : delayed(new Promise(() => undefined));
+        // the session answers through the channel (in its own output order); RpcConnection must
+        // not reply, and no promise is created per call
+        return call.oneWay ? undefined : REPLY_LATER;
       },
     });
     conn.on('handshake', (letter: EncodingLetter) => {

@@ -104,9 +104,22 @@ interface Txn {
   cancelled: boolean;
 }
 
+/** What an output slot writes once ready (plain data: no closure per call). */
+const OUT_REPLY = 0;
+const OUT_ERROR = 1;
+/** tpc_finish: `info` then the tid reply (§10.8) */
+const OUT_FINISH = 2;
+/** a server→client one-way call: `name(...value)` */
+const OUT_CALL = 3;
+
 interface Slot {
   ready: boolean;
-  actions: Array<() => void>;
+  kind: number;
+  msgid: unknown;
+  /** method name (for error logs and OUT_CALL) */
+  name: string;
+  /** reply value, error, FinishResult or call arguments */
+  value: unknown;
 }
 
 interface TxnIterator {
@@ -196,34 +209,30 @@ export class ZEOSession implements LockClient {
       p.then(
         (v) => {
           this.delayedPending--;
-          this.push(() => this.channel.reply(msgid, v));
+          this.push(OUT_REPLY, msgid, name, v);
         },
         (err) => {
           this.delayedPending--;
-          this.push(() => this.sendError(msgid, name, err));
+          this.push(OUT_ERROR, msgid, name, err);
         },
       );
       return;
     }
-    const slot = this.reserve();
+    const slot = this.reserve(msgid, name);
     let r: unknown;
     try {
       r = this.dispatch(name, args);
     } catch (err) {
-      this.fill(slot, [() => this.sendError(msgid, name, err)]);
+      this.fill(slot, OUT_ERROR, err);
       return;
     }
-    const done = (v: unknown) => {
-      if (v instanceof FinishResult) {
-        this.fill(slot, [() => this.channel.call('info', [v.info]), () => this.channel.reply(msgid, v.tid)]);
-      } else {
-        this.fill(slot, [() => this.channel.reply(msgid, v)]);
-      }
-    };
     if (r instanceof Promise) {
-      r.then(done, (err) => this.fill(slot, [() => this.sendError(msgid, name, err)]));
+      r.then(
+        (v) => this.fill(slot, v instanceof FinishResult ? OUT_FINISH : OUT_REPLY, v),
+        (err) => this.fill(slot, OUT_ERROR, err),
+      );
     } else {
-      done(r);
+      this.fill(slot, r instanceof FinishResult ? OUT_FINISH : OUT_REPLY, r);
     }
   }
 
@@ -277,22 +286,24 @@ export class ZEOSession implements LockClient {
     this.backlogWaiters = keep;
   }
 
-  private reserve(): Slot {
-    const s: Slot = { ready: false, actions: [] };
+  private reserve(msgid: unknown, name: string): Slot {
+    const s: Slot = { ready: false, kind: OUT_REPLY, msgid, name, value: undefined };
     this.slots.push(s);
     return s;
   }
 
-  private fill(slot: Slot, actions: Array<() => void>): void {
-    slot.actions = actions;
+  private fill(slot: Slot, kind: number, value: unknown): void {
+    slot.kind = kind;
+    slot.value = value;
     slot.ready = true;
-    this.flush();
+    // only the head of the queue can be written; anything else waits for it
+    if (this.slots[0] === slot) this.flush();
   }
 
   /** Append output that is ready now, behind everything reserved before. */
-  private push(action: () => void): void {
-    this.slots.push({ ready: true, actions: [action] });
-    this.flush();
+  private push(kind: number, msgid: unknown, name: string, value: unknown): void {
+    this.slots.push({ ready: true, kind, msgid, name, value });
+    if (this.slots.length === 1) this.flush();
   }
 
   private flush(): void {
@@ -301,25 +312,46 @@ export class ZEOSession implements LockClient {
   }
 
   private flushSlots(): void {
-    while (this.slots.length > 0 && this.slots[0]!.ready) {
-      const s = this.slots.shift()!;
+    const slots = this.slots;
+    while (slots.length > 0 && slots[0]!.ready) {
+      const s = slots.shift()!;
       if (this.closed) continue;
-      for (const a of s.actions) {
-        try {
-          a();
-        } catch (err) {
-          this.log('error', `cannot send: ${errText(err)}; closing`);
-          this.closeConnection('send failed');
-          return;
-        }
+      try {
+        this.write(s);
+      } catch (err) {
+        this.log('error', `cannot send: ${errText(err)}; closing`);
+        this.closeConnection('send failed');
+        return;
       }
+    }
+  }
+
+  private write(s: Slot): void {
+    switch (s.kind) {
+      case OUT_REPLY:
+        this.channel.reply(s.msgid, s.value);
+        break;
+      case OUT_ERROR:
+        this.sendError(s.msgid, s.name, s.value);
+        break;
+      case OUT_FINISH: {
+        const f = s.value as FinishResult;
+        this.channel.call('info', [f.info]);
+        this.channel.reply(s.msgid, f.tid);
+        break;
+      }
+      case OUT_CALL:
+        this.channel.call(s.name, s.value as unknown[]);
+        break;
+      default:
+        throw new Error(`unknown output kind ${s.kind}`);
     }
   }
 
   /** @internal server→client one-way call, in output order */
   sendOneWay(name: string, args: unknown[]): void {
     if (this.closed) return;
-    this.push(() => this.channel.call(name, args));
+    this.push(OUT_CALL, 0, name, args);
   }
 
   /** @internal invalidation of a transaction committed by another client (§11.1) */
