@@ -68,6 +68,8 @@ export interface Listener {
 /** Convert the core's logical values to the wire value model. */
 export function toWire(v: unknown): WireValue {
   if (v === null || v === undefined) return null;
+  if (v instanceof Uint8Array) return v; // the common case: oids, tids, records
+  if (Array.isArray(v) && isPlainTuple(v)) return v as WireValue[]; // e.g. loadBefore's (data, start, end)
   if (v instanceof PyFloat) return new WirePyFloat(v.value);
   if (v instanceof PyListValue) return wirePyList(v.items.map(toWire));
   if (Array.isArray(v)) return v.map(toWire);
@@ -83,6 +85,17 @@ export function toWire(v: unknown): WireValue {
     return o;
   }
   return v as WireValue;
+}
+
+/** A tuple of bytes/None/str/number only: the same in both value models, no copy needed. */
+function isPlainTuple(a: unknown[]): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x === null || x instanceof Uint8Array || typeof x === 'string' || typeof x === 'boolean') continue;
+    if (typeof x === 'number' && Number.isInteger(x)) continue;
+    return false;
+  }
+  return true;
 }
 
 function wireError(err: Error): Error {

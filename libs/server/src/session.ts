@@ -169,7 +169,13 @@ export class ZEOSession implements LockClient {
   }
 
   private log(level: 'debug' | 'info' | 'warn' | 'error' | 'fatal', msg: string, extra?: object): void {
-    this.server.log[level](extra ?? {}, `(${this.label}) ${msg}`);
+    const log = this.server.log;
+    if (!log.isLevelEnabled(level)) return;
+    log[level](extra ?? {}, `(${this.label}) ${msg}`);
+  }
+
+  private debugEnabled(): boolean {
+    return this.server.log.isLevelEnabled('debug');
   }
 
   // ---------------------------------------------------------------------------------------
@@ -589,7 +595,7 @@ export class ZEOSession implements LockClient {
   private async getInvalidations(tid: Buffer): Promise<unknown> {
     const r = await this.reg().getInvalidations(u64(tid));
     if (r === null) return null;
-    this.log('debug', `Return ${r[1].length} invalidations up to tid ${r[0]}`);
+    if (this.debugEnabled()) this.log('debug', `Return ${r[1].length} invalidations up to tid ${r[0]}`);
     return [p64(r[0]), pyList(r[1].map((o) => p64(o)))];
   }
 
@@ -782,7 +788,7 @@ export class ZEOSession implements LockClient {
       if (t.cancelled || this.closed) throw new StorageTransactionError('transaction aborted during vote');
     };
     try {
-      this.log('debug', `Preparing to commit transaction: ${t.log.length} objects, ${t.logBytes} bytes`);
+      if (this.debugEnabled()) this.log('debug', `Preparing to commit transaction: ${t.log.length} objects, ${t.logBytes} bytes`);
       if (t.tid !== null && t.tid <= s.lastTransaction()) {
         throw new StorageTransactionError(`explicit tid ${p64(t.tid).toString('hex')} is not later than the last transaction ${p64(s.lastTransaction()).toString('hex')}`);
       }
@@ -898,7 +904,7 @@ export class ZEOSession implements LockClient {
       }
       if (err instanceof ConflictError) {
         e.stats.conflicts++;
-        this.log('debug', `conflict error ${err.message}`);
+        if (this.debugEnabled()) this.log('debug', `conflict error ${err.message}`);
       } else if (!(err instanceof POSError)) {
         this.log('error', `While voting: ${errText(err)}`, { err });
       }
