@@ -139,3 +139,22 @@ export const corruptions: Corruption[] = [
     message: '<path> data record exceeds transaction record at 52: tloc 18364758544493064720 != tpos 4',
   },
 ];
+
+/**
+ * Data.fs with its last record (T6, oid 3, at 2413) rewritten in the pre-3.9 "version" layout
+ * (spec §3.4): vlen 3, then non-version position, previous version record, the name "abc",
+ * and the 8-byte backpointer. fstest skips such records and accepts the file.
+ */
+export function legacyVersionFile(): Buffer {
+  const d = dataFs();
+  const head = Buffer.from(d.subarray(0, 2413));
+  const rec = Buffer.alloc(42 + 16 + 3 + 8);
+  d.copy(rec, 0, 2413, 2413 + 42);
+  rec.writeUInt16BE(3, 32);
+  rec.write('abc', 58, 'latin1');
+  const tlen = 89 + 19;
+  head.writeBigUInt64BE(BigInt(tlen), 2374 + 8);
+  const tail = Buffer.alloc(8);
+  tail.writeBigUInt64BE(BigInt(tlen), 0);
+  return Buffer.concat([head, rec, tail]);
+}

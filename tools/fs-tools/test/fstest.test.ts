@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { vectorsSkip } from '@zeo-ts/storage/testing';
-import { corruptions, dataFs } from './corrupt.ts';
+import { corruptions, dataFs, legacyVersionFile } from './corrupt.ts';
 import { runTool } from './helpers.ts';
 import { ExitError } from '../src/cli/common.ts';
 import { fstestMain } from '../src/main.ts';
@@ -48,6 +48,14 @@ describe('fstest checks (filestorage §8.3, §16 #32)', { concurrency: 6 }, () =
     const r = await runTool('fstest', ['-v', 'undone.fs'], dir);
     assert.equal(r.status, 0);
     assert.match(r.stdout, /      2374: transaction tid 0x03f58e0600000000 #6 \nno errors detected$/);
+  });
+
+  it('§3.4: a record in the legacy version layout is skipped, the file passes', { skip }, async () => {
+    const path = join(dir, 'version.fs');
+    writeFileSync(path, legacyVersionFile());
+    const out = new StringOut();
+    assert.equal(await fstestMain(['-v', '-v', path], out), 0);
+    assert.ok(out.text.endsWith('      2413: object oid 0x0000000000000003 #0\n      2374: transaction tid 0x03f58e0600000000 #6 \nno errors detected'));
   });
 
   it('usage errors exit 1 with the usage text on stderr', async () => {
