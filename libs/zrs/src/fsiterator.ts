@@ -60,6 +60,7 @@ export class FileIterator {
   private ino: number;
   private winStart = 0;
   private win: Buffer = Buffer.alloc(0);
+  private winBuf: Buffer | null = null;
   private closed = false;
   /** position of the next transaction to read */
   pos = MAGIC_LEN;
@@ -85,7 +86,9 @@ export class FileIterator {
   private read(pos: number, len: number): Buffer {
     if (pos >= this.winStart && pos + len <= this.winStart + this.win.length) return this.win.subarray(pos - this.winStart, pos - this.winStart + len);
     const size = Math.max(len, WINDOW);
-    const buf = Buffer.allocUnsafe(size);
+    // one reusable window (callers copy what they keep); a bigger one only for huge records
+    if (!this.winBuf || this.winBuf.length < size) this.winBuf = Buffer.allocUnsafe(size);
+    const buf = this.winBuf;
     let got = 0;
     while (got < size) {
       const n = readSync(this.fd, buf, got, size - got, pos + got);
