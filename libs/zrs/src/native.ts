@@ -141,21 +141,19 @@ export function decodeFrame(payload: Buffer): NativeFrame {
   if (m.txn && m.txn.length) {
     const body = buf(m.txn);
     if (!createHash('md5').update(body).digest().equals(buf(m.txn_md5))) throw new NativeProtocolError('checksum mismatch in a transaction frame');
-    let x: Record<string, any>;
+    let x: any;
     try {
-      x = TxnType.toObject(TxnType.decode(body), { longs: Number, defaults: true }) as Record<string, any>;
+      x = TxnType.decode(body);
     } catch (e) {
       throw new NativeProtocolError(`undecodable transaction: ${(e as Error).message}`);
     }
-    const txn: NativeTxn = {
-      tid: id(x.tid, 'txn.tid'),
-      status: String(x.status),
-      user: buf(x.user),
-      description: buf(x.description),
-      extension: buf(x.extension),
-      records: (x.records as any[]).map((r) => ({ oid: id(r.oid, 'record.oid'), tid: id(r.tid, 'record.tid'), data: r.has_data ? buf(r.data) : null, dataTxn: r.data_txn && r.data_txn.length ? id(r.data_txn, 'record.data_txn') : null })),
-      endPos: Number(x.end_pos),
-    };
+    const endPos = typeof x.end_pos === 'number' ? x.end_pos : Number(x.end_pos?.toString() ?? 0);
+    const records: NativeRecord[] = new Array(x.records.length);
+    for (let i = 0; i < x.records.length; i++) {
+      const r = x.records[i];
+      records[i] = { oid: id(r.oid, 'record.oid'), tid: id(r.tid, 'record.tid'), data: r.has_data ? buf(r.data) : null, dataTxn: r.data_txn && r.data_txn.length ? id(r.data_txn, 'record.data_txn') : null };
+    }
+    const txn: NativeTxn = { tid: id(x.tid, 'txn.tid'), status: String(x.status), user: buf(x.user), description: buf(x.description), extension: buf(x.extension), records, endPos };
     return { kind: 'txn', txn };
   }
   throw new NativeProtocolError('empty frame');
