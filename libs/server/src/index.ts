@@ -11,7 +11,7 @@
  * Unix-domain or TLS sockets through @zeo-ts/wire.
  */
 export { StorageServer, StorageEntry, type StorageServerOptions, type InvalidationEntry } from './server.ts';
-export { ZEOSession, FinishResult, REGISTERED_METHODS, type ClientChannel } from './session.ts';
+export { ZEOSession, FinishResult, REGISTERED_METHODS, invalidationArgs, type ClientChannel } from './session.ts';
 export { CommitLock } from './lock.ts';
 export { StorageStats, ctime, statusMap, pythonJson, monitorReport } from './stats.ts';
 export { PyBuiltinError, OidKeyError, TxnMismatchError, ProtocolViolation } from './errors.ts';

@@ -144,6 +144,10 @@ export function loadTrustAnchors(auth: string | Buffer): Buffer[] | string[] {
   return [readFileSync(auth)];
 }
 
+/** one-entry cache of the wire form of the last server→client call's arguments (fan-out) */
+let lastCallArgs: unknown[] | null = null;
+let lastCallWire: WireValue[] = [];
+
 class SessionChannel implements ClientChannel {
   constructor(
     readonly conn: RpcConnection,
@@ -156,7 +160,12 @@ class SessionChannel implements ClientChannel {
     this.conn.sendError(msgid as WireValue, wireError(err));
   }
   call(name: string, args: unknown[]): void {
-    this.conn.callOneWay(name, args.map(toWire));
+    // an invalidation goes to every other connection with the same argument array: convert once
+    if (args !== lastCallArgs) {
+      lastCallArgs = args;
+      lastCallWire = args.map(toWire);
+    }
+    this.conn.callOneWay(name, lastCallWire);
   }
   close(reason: string): void {
     if (reason === 'server shutting down') this.conn.close();

@@ -9,7 +9,7 @@ import pino, { type Logger } from 'pino';
 import { toHex, TimeStamp, type IStorage, type Oid, type Tid } from '@zeo-ts/storage';
 import { CommitLock } from './lock.ts';
 import { StorageStats, statusMap, monitorReport, pythonJson } from './stats.ts';
-import { ZEOSession, type ClientChannel } from './session.ts';
+import { ZEOSession, invalidationArgs, type ClientChannel } from './session.ts';
 
 export interface StorageServerOptions {
   /** server-wide read-only mode (zeo5-protocol §12.1) */
@@ -65,7 +65,8 @@ export class StorageEntry {
       if (this.ownCommit) return;
       // A commit that did not come through this server (e.g. a replica being fed): tell everybody.
       this.recordInvalidation(tid, oids);
-      for (const s of this.sessions) s.sendInvalidation(tid, oids);
+      const args = invalidationArgs(tid, oids);
+      for (const s of this.sessions) s.sendInvalidationArgs(args);
     });
   }
 

@@ -362,7 +362,12 @@ export class ZEOSession implements LockClient {
 
   /** @internal invalidation of a transaction committed by another client (§11.1) */
   sendInvalidation(tid: Tid, oids: Oid[]): void {
-    this.sendOneWay('invalidateTransaction', [p64(tid), pyList(oids.map((o) => p64(o)))]);
+    this.sendInvalidationArgs(invalidationArgs(tid, oids));
+  }
+
+  /** @internal the same with the call's arguments built once for all receivers (see invalidationArgs) */
+  sendInvalidationArgs(args: unknown[]): void {
+    this.sendOneWay('invalidateTransaction', args);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -932,7 +937,10 @@ export class ZEOSession implements LockClient {
       }
       t.storageBegun = false;
       e.recordInvalidation(tid, invalidated);
-      for (const other of e.sessions) if (other !== this) other.sendInvalidation(tid, invalidated);
+      if (e.sessions.size > 1) {
+        const args = invalidationArgs(tid, invalidated);
+        for (const other of e.sessions) if (other !== this) other.sendInvalidationArgs(args);
+      }
       return tid;
     })();
     e.finishing = run;
@@ -1099,6 +1107,13 @@ export class ZEOSession implements LockClient {
     }
     return null;
   }
+}
+
+/** The arguments of `invalidateTransaction(tid, [oid, ...])` (§11.1); never mutated once built. */
+export function invalidationArgs(tid: Tid, oids: Oid[]): unknown[] {
+  const list: Buffer[] = new Array(oids.length);
+  for (let i = 0; i < oids.length; i++) list[i] = p64(oids[i]!);
+  return [p64(tid), pyList(list)];
 }
 
 /**
