@@ -21,6 +21,7 @@ import {
   decodeTxnHeader,
   decodeTxnMeta,
   readPos,
+  readU64,
   type DataHeader,
   type TxnHeader,
   type TxnMeta,
@@ -115,18 +116,6 @@ export class BlockCache {
   get size(): number {
     return this.slots.size;
   }
-}
-
-const views = new WeakMap<ArrayBuffer, DataView>();
-/** A DataView over the whole ArrayBuffer behind `b` (cached): native 64-bit reads. */
-function viewOf(b: Buffer): DataView {
-  const ab = b.buffer as ArrayBuffer;
-  let v = views.get(ab);
-  if (!v) {
-    v = new DataView(ab);
-    views.set(ab, v);
-  }
-  return v;
 }
 
 /** How a forward walk should treat a bad transaction: throw, or stop quietly. */
@@ -393,9 +382,8 @@ export class FileReader {
     let oid: bigint, tid: bigint, prev: number, tloc: number, vlen: number, plen: number;
     if (avail < DATA_HDR_LEN) throw new CorruptedDataError(this.name, pos, `truncated data record header (${avail} of ${DATA_HDR_LEN} bytes)`);
     try {
-      const dv = viewOf(b);
-      oid = dv.getBigUint64(b.byteOffset - dv.byteOffset + off);
-      tid = dv.getBigUint64(b.byteOffset - dv.byteOffset + off + 8);
+      oid = readU64(b, off);
+      tid = readU64(b, off + 8);
       prev = readPos(b, off + 16);
       tloc = readPos(b, off + 24);
       vlen = b.readUInt16BE(off + 32);
@@ -410,9 +398,20 @@ export class FileReader {
         data = Buffer.allocUnsafe(plen);
         data.set(b.subarray(off + DATA_HDR_LEN, off + DATA_HDR_LEN + plen));
       } else {
-        const size = this.size();
-        if (pos + DATA_HDR_LEN + plen > size) throw new CorruptedDataError(this.name, pos, `data length ${plen} runs past the end of the file (${size})`);
-        data = this.readExact(pos + DATA_HDR_LEN, plen, 'record data');
+        // the data runs past what we have: read it. A large length is checked against the file
+        // size before anything is allocated (a corrupt length must not allocate); for a small
+        // one a short read tells the same (saves an fstat per record straddling a cache block).
+        if (plen > 1 << 20) {
+          const size = this.size();
+          if (pos + DATA_HDR_LEN + plen > size) throw new CorruptedDataError(this.name, pos, `data length ${plen} runs past the end of the file (${size})`);
+        }
+        data = Buffer.allocUnsafe(plen);
+        const n = this.readInto(data, plen, pos + DATA_HDR_LEN);
+        if (n !== plen) {
+          const size = this.size();
+          if (pos + DATA_HDR_LEN + plen > size) throw new CorruptedDataError(this.name, pos, `data length ${plen} runs past the end of the file (${size})`);
+          throw new CorruptedDataError(this.name, pos + DATA_HDR_LEN, `short read of record data (${n} of ${plen} bytes)`);
+        }
       }
       return { oid, tid, prev, tloc, vlen, plen, pos, data, back: 0, next: pos + DATA_HDR_LEN + plen };
     }

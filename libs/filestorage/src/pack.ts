@@ -23,7 +23,13 @@ async function defaultReferencesf(): Promise<RefFinder> {
   return (data: Buffer) => mod.referencesf(data);
 }
 
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+function yieldToLoop(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+const VISIT_INDEX = 0;
+const VISIT_BACKPOINTERS = 1;
+type Visit = typeof VISIT_INDEX | typeof VISIT_BACKPOINTERS;
 
 /** Pack `storage` at time `t` (seconds since the epoch). */
 export async function packStorage(storage: FileStorage, t: number, gc: boolean): Promise<void> {
@@ -41,7 +47,7 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
   try {
     if (existsSync(oldPath)) unlinkSync(oldPath);
     const refs: RefFinder = inner.referencesf ?? (gc ? await defaultReferencesf() : () => []);
-    const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log, () => inner.pos());
+    const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log, () => inner.pos(), storage.len());
     let result: { size: number; index: FsIndex } | null;
     try {
       result = await packer.run(
@@ -81,12 +87,12 @@ class Packer {
   private out: FileReader | null = null;
   private outPos = 0;
   /** oid -> current record position at the pack time (phase A) */
-  private cur = new FsIndex();
-  private reachable = new FsIndex();
+  private cur: FsIndex;
+  private reachable: FsIndex;
   private readonly reachEx = new Map<Oid, number[]>();
   private packpos = MAGIC_LEN;
   /** output index */
-  readonly index = new FsIndex();
+  readonly index: FsIndex;
 
   constructor(
     private readonly path: string,
@@ -97,7 +103,13 @@ class Packer {
     private readonly referencesf: RefFinder,
     private readonly log: FileStorage['log'],
     committedEnd: () => number,
+    expectedObjects = 1024,
   ) {
+    // phase A/B tables sized for the storage's object count up front (no rehashing while they
+    // fill); the output index grows as it fills, after `cur` is released (lower peak memory)
+    this.cur = new FsIndex(expectedObjects);
+    this.reachable = gc ? new FsIndex(expectedObjects) : this.cur;
+    this.index = new FsIndex();
     this.input = FileReader.open(path);
     // sequential phases read each block once; data below the committed end never changes
     this.input.useCache(new BlockCache(32 * 1024 * 1024, 65536), committedEnd);
@@ -140,8 +152,12 @@ class Packer {
     return h;
   }
 
-  /** Records of a transaction with the packer's checks; calls fn for each. */
-  private eachRecord(h: TxnHeaderAt, fn: (oid: Oid, pos: number, plen: number, back: number, tid: Tid) => void): void {
+  /**
+   * Records of a transaction with the packer's checks; visits each: `VISIT_INDEX` records it in
+   * the pack-time index (phase A), `VISIT_BACKPOINTERS` notes backpointers into the packed part
+   * (phase B). A mode rather than a callback: no closure is created per transaction.
+   */
+  private eachRecord(h: TxnHeaderAt, visit: Visit, extraRoots: Array<[Oid, number]> | null): void {
     let pos = h.pos + h.hlen;
     while (pos < h.end) {
       const d = this.input.readDataHeader(pos);
@@ -154,12 +170,33 @@ class Packer {
       }
       const len = d.plen > 0 ? DATA_HDR_LEN + d.plen : BACKPOINTER_RECORD_LEN;
       if (pos + len > h.end) this.fail(pos, 'data record exceeds transaction record');
-      fn(d.oid, pos, d.plen, back, d.tid);
+      if (visit === VISIT_INDEX) this.visitIndex(d.oid, pos, d.plen, back);
+      else this.visitBackpointer(d.oid, back, extraRoots!);
       pos += len;
     }
     if (pos !== h.end) this.fail(h.pos, "data records don't add up");
     const rtl = this.input.readPosAt(h.end, 'redundant transaction length');
     if (rtl !== h.tlen) this.fail(h.end, `redundant transaction length does not match initial transaction length: ${rtl} != ${h.tlen}`);
+  }
+
+  /** Phase A, one record: the pack-time index follows it. */
+  private visitIndex(oid: Oid, rpos: number, plen: number, back: number): void {
+    if (plen > 0 || back !== 0) this.cur.set(oid, rpos);
+    else this.cur.delete(oid);
+  }
+
+  /** Phase B, one record after the pack time: a backpointer into the packed part keeps its target. */
+  private visitBackpointer(oid: Oid, back: number, extraRoots: Array<[Oid, number]>): void {
+    if (back !== 0 && back < this.packpos) {
+      if (this.reachable.has(oid)) {
+        let l = this.reachEx.get(oid);
+        if (!l) this.reachEx.set(oid, (l = []));
+        if (!l.includes(back)) {
+          l.push(back);
+          extraRoots.push([oid, back]);
+        }
+      } else this.reachable.set(oid, back);
+    }
   }
 
   /** Phase A: the index at pack time. Returns false for a redundant pack. */
@@ -175,10 +212,7 @@ class Packer {
       ltid = h.tid;
       lastHeader = h;
       if (h.status !== STATUS_PACKED) unpacked = true;
-      this.eachRecord(h, (oid, rpos, plen, back) => {
-        if (plen > 0 || back !== 0) this.cur.set(oid, rpos);
-        else this.cur.delete(oid);
-      });
+      this.eachRecord(h, VISIT_INDEX, null);
       pos = h.end + 8;
       await this.maybeYield();
     }
@@ -248,18 +282,7 @@ class Packer {
     while (pos < this.eof) {
       const h = this.checkedTxn(pos, ltid);
       ltid = h.tid;
-      this.eachRecord(h, (oid, _rpos, _plen, back) => {
-        if (back !== 0 && back < this.packpos) {
-          if (this.reachable.has(oid)) {
-            let l = this.reachEx.get(oid);
-            if (!l) this.reachEx.set(oid, (l = []));
-            if (!l.includes(back)) {
-              l.push(back);
-              extraRoots.push([oid, back]);
-            }
-          } else this.reachable.set(oid, back);
-        }
-      });
+      this.eachRecord(h, VISIT_BACKPOINTERS, extraRoots);
       pos = h.end + 8;
       await this.maybeYield();
     }
@@ -297,10 +320,12 @@ class Packer {
       let rpos = pos + h.hlen;
       const pendingIndex: Array<[Oid, number]> = [];
       while (rpos < h.end) {
-        const r = this.input.readRecord(rpos);
+        // the header alone decides; only reachable records' data is read (phase A checked them)
+        const dh = this.input.readDataHeader(rpos);
         const here = rpos;
-        rpos = r.next;
-        if (!this.isReachable(r.oid, here)) continue;
+        rpos += dh.plen > 0 ? DATA_HDR_LEN + dh.plen : BACKPOINTER_RECORD_LEN;
+        if (!this.isReachable(dh.oid, here)) continue;
+        const r = this.input.readRecord(here);
         if (parts.length === 0) {
           const hdr = this.input.readExact(pos, h.hlen, 'transaction header');
           hdr[16] = STATUS_PACKED.charCodeAt(0);
