@@ -154,13 +154,14 @@ async function catchUp() {
   const out: Record<string, unknown> = { primaryMB: Math.round(size / 1048576), buildSeconds: r3(buildSeconds), copyMBps: Math.round(size / 1048576 / copySeconds) };
   for (const native of ['always', 'never']) {
     const sp = join(d, `s-${native}.fs`);
-    const t = now();
     const s = child(sp, p.port, native, false);
+    await s.waitReady(); // timing starts at the connection, not at the child's start-up
+    const t = now();
     const target = toHex(p.lastTransaction());
     for (let i = 0; i < 1e6; i++) {
       const l = await s.last();
       if (l.last === target) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 20));
     }
     const secs = (now() - t) / 1000;
     await s.exit();
