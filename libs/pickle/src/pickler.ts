@@ -55,8 +55,11 @@ class ByteSink {
   len = 0;
   ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
+    // grow to at least twice the size, and straight to 1.5x the need for a large append (one
+    // reallocation for a message carrying a big bytes value instead of a doubling series)
     let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
+    const need = this.len + n;
+    if (size < need) size = need + (need >>> 1);
     const nb = Buffer.allocUnsafe(size);
     this.buf.copy(nb, 0, 0, this.len);
     this.buf = nb;
@@ -84,7 +87,21 @@ class ByteSink {
     this.ensure(s.length);
     this.len += this.buf.write(s, this.len, 'latin1');
   }
+  /** Latin-1/ASCII text whose characters are all < 0x80 (checked by the caller). */
+  asciiChars(s: string): void {
+    this.ensure(s.length);
+    const b = this.buf;
+    let p = this.len;
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+    this.len = p;
+  }
+  /**
+   * The bytes so far. When they fill at least half of the buffer they are returned as a view
+   * (no copy; later writes only append beyond them, so the view never changes); otherwise as a
+   * right-sized copy, so a small result does not keep a large buffer alive.
+   */
   result(): Buffer {
+    if (this.len >= this.buf.length >>> 1) return this.buf.subarray(0, this.len);
     return Buffer.from(this.buf.subarray(0, this.len));
   }
 }
@@ -179,6 +196,7 @@ export class Pickler {
       case 'number':
         if (Number.isInteger(obj)) {
           if (obj >= 0 && obj <= 0xff && this.proto >= 1) this.out.bytes2(0x4b, obj);
+          else if (Number.isSafeInteger(obj) && this.proto >= 1) this.saveSafeInt(obj);
           else this.saveInt(BigInt(obj));
         } else this.saveFloat(obj);
         return;
@@ -272,6 +290,46 @@ export class Pickler {
     o.ascii(`L${v}L\n`);
   }
 
+  /**
+   * A safe integer (|v| < 2^53) at protocol >= 1: the same bytes as saveInt(BigInt(v)) without
+   * BigInt arithmetic (BININT1/BININT2/BININT, or LONG1 at protocol >= 2).
+   */
+  private saveSafeInt(n: number): void {
+    const o = this.out;
+    if (n >= -0x80000000 && n <= 0x7fffffff) {
+      if (n >= 0 && n <= 0xff) o.bytes2(0x4b, n);
+      else if (n >= 0 && n <= 0xffff) {
+        o.ensure(3);
+        o.buf[o.len++] = 0x4d;
+        o.buf[o.len++] = n & 0xff;
+        o.buf[o.len++] = n >> 8;
+      } else {
+        o.byte(0x4a);
+        o.u32(n);
+      }
+      return;
+    }
+    if (this.proto < 2) {
+      this.saveInt(BigInt(n));
+      return;
+    }
+    // LONG1: minimal little-endian two's complement (at most 8 bytes for |n| < 2^53)
+    o.ensure(10);
+    const b = o.buf;
+    const start = o.len + 2;
+    let p = start;
+    let x = n;
+    for (let i = 0; i < 8; i++) {
+      const byte = ((x % 256) + 256) % 256;
+      b[p++] = byte;
+      x = (x - byte) / 256; // exact: floor division for either sign
+      if ((x === 0 && (byte & 0x80) === 0) || (x === -1 && (byte & 0x80) !== 0)) break;
+    }
+    b[o.len] = 0x8a;
+    b[o.len + 1] = p - start;
+    o.len = p;
+  }
+
   private saveFloat(v: number): void {
     if (this.proto >= 1) {
       this.out.ensure(9);
@@ -286,19 +344,24 @@ export class Pickler {
   private saveStr(s: string): void {
     // CPython keeps one shared object for '' and each 1-character latin-1 string: they are
     // memoised by value (a repeat is a GET); any other string is a new object each time.
-    const shared = s.length === 0 || (s.length === 1 && s.charCodeAt(0) < 256) ? `s:${s}` : undefined;
+    const shared = this.useMemo && (s.length === 0 || (s.length === 1 && s.charCodeAt(0) < 256)) ? `s:${s}` : undefined;
     if (shared !== undefined && this.fromMemo(shared)) return;
     if (this.proto === 0) {
       this.out.byte(0x56);
       this.out.append(encodeRawUnicodeEscape(s));
       this.out.byte(0x0a);
+    } else if (s.length <= 256 && isAsciiString(s)) {
+      // ASCII: its UTF-8 is its characters; written straight into the output
+      this.out.byte(0x58);
+      this.out.u32(s.length);
+      this.out.asciiChars(s);
     } else {
       const b = encodeUtf8(s);
       this.out.byte(0x58);
       this.out.u32(b.length);
       this.out.append(b);
     }
-    this.memoize(shared ?? Symbol());
+    if (this.useMemo) this.memoize(shared ?? Symbol());
   }
 
   private saveBytes(b: Uint8Array): void {
@@ -351,7 +414,7 @@ export class Pickler {
       return;
     }
     if (n <= 3 && this.proto >= 2) {
-      for (const x of t) this.saveItem(x);
+      for (let i = 0; i < n; i++) this.saveItem(t[i]);
       if (this.useMemo && this.memo.has(t)) {
         // The tuple was reached recursively through its items: drop them, fetch it.
         for (let i = 0; i < n; i++) o.byte(0x30);
@@ -363,7 +426,7 @@ export class Pickler {
       return;
     }
     o.byte(0x28);
-    for (const x of t) this.saveItem(x);
+    for (let i = 0; i < n; i++) this.saveItem(t[i]);
     if (this.useMemo && this.memo.has(t)) {
       if (this.proto >= 1) o.byte(0x31);
       else for (let i = 0; i <= n; i++) o.byte(0x30);
@@ -546,6 +609,11 @@ const LATIN1 = Symbol('latin1');
 const LATIN1_KEY = Symbol('latin1-str');
 
 /** Minimal little-endian two's complement bytes of v (v not 0), as Python's encode_long. */
+function isAsciiString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 function longBytes(v: bigint): Buffer {
   if (v === 0n) return Buffer.alloc(0);
   const out: number[] = [];

@@ -7,7 +7,7 @@
  */
 import { decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from './text.ts';
 import { Unpickler } from './unpickler.ts';
-import { PickleError, PyGlobal, PyTuple } from './values.ts';
+import { adoptAsTuple, PickleError, PyGlobal, PyTuple } from './values.ts';
 
 /*
  * Scan values. To keep the scan free of per-value allocations (and of closures: under tsx every
@@ -552,7 +552,7 @@ function modelOf(v: unknown, sc: Scanner): unknown {
   }
   if (v instanceof Uint8Array) return Buffer.from(v);
   if (v instanceof Text) return v.str;
-  if (v instanceof Tup) return PyTuple.from(v.items.map((x) => modelOf(x, sc)));
+  if (v instanceof Tup) return adoptAsTuple(v.items.map((x) => modelOf(x, sc)));
   if (Array.isArray(v)) return v.map((x) => modelOf(x, sc));
   return null;
 }

@@ -5,6 +5,7 @@
  */
 import { decodeRawUnicodeEscape, decodeUtf8, escapeDecode } from './text.ts';
 import {
+  adoptAsTuple,
   PersistentRef,
   PickleError,
   PyByteArray,
@@ -312,7 +313,7 @@ export class Unpickler {
       if (Array.isArray(args) && kind === 'reduce') this.fail('REDUCE arguments must be a tuple', at);
       if (!Array.isArray(args)) this.fail(`${kind.toUpperCase()} arguments must be a tuple`, at);
     }
-    const t = args instanceof PyTuple ? args : PyTuple.from(args as unknown[]);
+    const t = args instanceof PyTuple ? args : adoptAsTuple((args as unknown[]).slice());
     if (kind === 'reduce' && typeof cls === 'function') return (cls as (...a: unknown[]) => unknown)(...t);
     let kw: Map<unknown, unknown> | null = null;
     if (kwargs !== undefined) {
@@ -474,7 +475,7 @@ export class Unpickler {
           this.push([]);
           break;
         case 0x29: // EMPTY_TUPLE
-          this.push(new PyTuple());
+          this.push(adoptAsTuple([]));
           break;
         case 0x8f: // EMPTY_SET
           this.push(new Set());
@@ -492,22 +493,18 @@ export class Unpickler {
           this.push(this.popMark(at));
           break;
         case 0x74: // TUPLE
-          this.push(PyTuple.from(this.popMark(at)));
+          this.push(adoptAsTuple(this.popMark(at)));
           break;
         case 0x85: {
           // TUPLE1
-          const t = new PyTuple();
-          t.push(this.pop(at));
-          this.push(t);
+          this.push(adoptAsTuple([this.pop(at)]));
           break;
         }
         case 0x86: {
           // TUPLE2
           const b = this.pop(at);
           const a = this.pop(at);
-          const t = new PyTuple();
-          t.push(a, b);
-          this.push(t);
+          this.push(adoptAsTuple([a, b]));
           break;
         }
         case 0x87: {
@@ -515,9 +512,7 @@ export class Unpickler {
           const c = this.pop(at);
           const b = this.pop(at);
           const a = this.pop(at);
-          const t = new PyTuple();
-          t.push(a, b, c);
-          this.push(t);
+          this.push(adoptAsTuple([a, b, c]));
           break;
         }
         case 0x91: // FROZENSET
@@ -598,7 +593,7 @@ export class Unpickler {
           // OBJ: MARK cls args... OBJ
           const items = this.popMark(at);
           if (items.length === 0) this.fail('OBJ without a class', at);
-          this.push(this.makeObject('obj', items[0], PyTuple.from(items.slice(1)), undefined, at));
+          this.push(this.makeObject('obj', items[0], adoptAsTuple(items.slice(1)), undefined, at));
           break;
         }
         case 0x69: {
@@ -607,7 +602,7 @@ export class Unpickler {
           const name = this.lineText();
           const items = this.popMark(at);
           const cls = this.global(module, name);
-          this.push(this.makeObject('inst', cls, PyTuple.from(items), undefined, at));
+          this.push(this.makeObject('inst', cls, adoptAsTuple(items), undefined, at));
           break;
         }
         case 0x62: {
