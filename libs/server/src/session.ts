@@ -242,18 +242,22 @@ export class ZEOSession implements LockClient {
     }
   }
 
+  // (no named closures on per-message paths: under tsx every function created at run time with
+  // a name is wrapped in an extra __name() call)
   private handleOneWay(name: string, args: unknown[]): void {
-    const fail = (err: unknown) => {
-      if (this.closed) return;
-      this.log('error', `one-way call ${name} failed: ${errText(err)}; closing the connection`);
-      this.closeConnection(`one-way ${name} failed`);
-    };
     try {
       const r = this.dispatch(name, args);
-      if (r instanceof Promise) r.catch(fail);
+      if (r instanceof Promise) r.catch((err) => this.oneWayFailed(name, err));
     } catch (err) {
-      fail(err);
+      this.oneWayFailed(name, err);
     }
+  }
+
+  /** S-9: a failing one-way call closes the connection, nothing is sent */
+  private oneWayFailed(name: string, err: unknown): void {
+    if (this.closed) return;
+    this.log('error', `one-way call ${name} failed: ${errText(err)}; closing the connection`);
+    void this.closeConnection(`one-way ${name} failed`);
   }
 
   private sendError(msgid: unknown, name: string, err: unknown): void {
@@ -782,6 +786,11 @@ export class ZEOSession implements LockClient {
     }
   }
 
+  /** the transaction was aborted or the connection closed while its vote awaited the storage */
+  private checkVoting(t: Txn): void {
+    if (t.cancelled || this.closed) throw new StorageTransactionError('transaction aborted during vote');
+  }
+
   private async runVote(e: StorageEntry, t: Txn): Promise<unknown> {
     const s = e.storage;
     const ccr = this.server.options.client_conflict_resolution;
@@ -789,9 +798,6 @@ export class ZEOSession implements LockClient {
     const lastData = new Map<bigint, Buffer>();
     const invalidated: Oid[] = [];
     const resolved: Oid[] = [];
-    const check = () => {
-      if (t.cancelled || this.closed) throw new StorageTransactionError('transaction aborted during vote');
-    };
     try {
       if (this.debugEnabled()) this.log('debug', `Preparing to commit transaction: ${t.log.length} objects, ${t.logBytes} bytes`);
       if (t.tid !== null && t.tid <= s.lastTransaction()) {
@@ -800,14 +806,14 @@ export class ZEOSession implements LockClient {
       if (t.tid !== null || t.status !== ' ') await s.tpc_begin(t.meta, t.tid ?? undefined, t.status);
       else await s.tpc_begin(t.meta);
       t.storageBegun = true;
-      check();
+      this.checkVoting(t);
       for (const op of t.log) {
         switch (op.op) {
           case 'store': {
             const oid = u64(op.oid);
             const serial = u64(op.serial);
             const current = await currentSerial(s, oid);
-            check();
+            this.checkVoting(t);
             if (current !== null && current !== serial) {
               if (ccr) {
                 conflicts.set(op.oid.toString('hex'), { oid: op.oid, serials: [p64(current), op.serial], data: op.data });
@@ -815,10 +821,10 @@ export class ZEOSession implements LockClient {
               }
               // no ccr: the server resolves what it can (BTrees.Length), else ConflictError (§10.5)
               const merged = await tryResolve(s, oid, serial, current, op.data);
-              check();
+              this.checkVoting(t);
               if (merged === null) throw new ConflictError({ oid, serials: [current, serial], className: className(op.data) });
               await s.store(oid, current, merged, t.meta);
-              check();
+              this.checkVoting(t);
               conflicts.delete(op.oid.toString('hex'));
               lastData.set(oid, merged);
               invalidated.push(oid);
@@ -834,7 +840,7 @@ export class ZEOSession implements LockClient {
               }
               throw err;
             }
-            check();
+            this.checkVoting(t);
             conflicts.delete(op.oid.toString('hex'));
             lastData.set(oid, op.data);
             invalidated.push(oid);
@@ -872,7 +878,7 @@ export class ZEOSession implements LockClient {
             break;
           }
         }
-        check();
+        this.checkVoting(t);
       }
       if (conflicts.size === 0) {
         try {
@@ -885,7 +891,7 @@ export class ZEOSession implements LockClient {
             throw err;
           }
         }
-        check();
+        this.checkVoting(t);
       }
       if (conflicts.size > 0) {
         // ccr (§10.6): hand the conflicts to the client; the transaction stays open.
