@@ -84,7 +84,8 @@ export class Primary implements IStorage {
   readonly listening: Promise<net.AddressInfo | string>;
   /** may be changed at run time */
   ackQuorum: number;
-  readonly ackTimeout: number;
+  /** milliseconds to wait for the quorum; may be changed at run time */
+  ackTimeout: number;
   readonly ackTimeoutPolicy: 'refuse' | 'async';
   readonly highWaterMark: number;
   /** true after a quorum timeout, until the quorum catches up again */
