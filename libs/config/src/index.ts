@@ -60,7 +60,8 @@ export {
   type MatchOptions,
   type MatchResult,
 } from './matcher.ts';
-export { registerProvider, getProvider, hasProvider, unregisterProvider, type ProviderKind } from './providers.ts';
+export { registerProvider, getProvider, hasProvider, unregisterProvider, type ProviderKind, type StorageOpener, type StorageOpenContext } from './providers.ts';
+export { findInstalledPlugins, loadInstalledPlugins, type InstalledPlugin } from './plugins.ts';
 export { loadConfig, parseSource, type ConfigSource, type LoadOptions } from './load.ts';
 export {
   loadServerConfig,

@@ -6,7 +6,22 @@
  */
 import { pyRepr } from './errors.ts';
 
-export type ProviderKind = 'password-function' | 'packer' | 'formatter';
+export type ProviderKind = 'password-function' | 'packer' | 'formatter' | 'storage-opener';
+
+/**
+ * A 'storage-opener' provider, registered under a storage section type name (e.g. 'zrs'),
+ * opens that section for a server. The result is an IStorage of @zeo-ts/storage; config does
+ * not depend on that package, so it is typed loosely here.
+ */
+export type StorageOpener = (section: unknown, context: StorageOpenContext) => Promise<unknown>;
+export interface StorageOpenContext {
+  /** the server's working directory, for relative paths */
+  cwd: string;
+  /** the server is read-only as a whole */
+  readOnlyServer: boolean;
+  /** a pino logger */
+  logger?: unknown;
+}
 
 const providers = new Map<ProviderKind, Map<string, unknown>>();
 
