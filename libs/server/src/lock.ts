@@ -110,6 +110,7 @@ export class CommitLock {
 
   private logWaiting(c: LockClient, what: string): void {
     const n = this.waiters.length;
+    if (n <= 3 && !this.log.isLevelEnabled('debug')) return; // twice per commit: no string when unused
     const msg = `(${c.label}) ('${this.storageName}') ${what}: transactions waiting: ${n}`;
     if (n > 9) this.log.fatal(msg);
     else if (n > 3) this.log.warn(msg);
