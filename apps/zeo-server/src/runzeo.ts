@@ -12,6 +12,7 @@ import {
   fileStorageFromPath,
   formatAddress,
   getProvider,
+  loadInstalledPlugins,
   loadServerConfig,
   OVERRIDES_WITHOUT_CONFIG,
   parseSource,
@@ -21,6 +22,7 @@ import {
   type ServedStorage,
   type ServerConfig,
   type SocketAddress,
+  type StorageOpener,
 } from '@zeo-ts/config';
 import { FileStorage } from '@zeo-ts/filestorage';
 import { MappingStorage, type IStorage } from '@zeo-ts/storage';
@@ -200,7 +202,7 @@ function setupLogging(ev: EventLogConfig | null, io: RunzeoIO): Logging {
 // ---------------------------------------------------------------------------------------
 // storages
 
-async function openStorage(s: ServedStorage, readOnlyServer: boolean, cwd: string): Promise<IStorage> {
+async function openStorage(s: ServedStorage, readOnlyServer: boolean, cwd: string, logger: Logger): Promise<IStorage> {
   const o = s.options as Record<string, unknown>;
   switch (s.type) {
     case 'filestorage':
@@ -215,9 +217,12 @@ async function openStorage(s: ServedStorage, readOnlyServer: boolean, cwd: strin
       });
     case 'mappingstorage':
       return new MappingStorage({ name: (o.name as string) ?? 'Mapping Storage' });
-    default:
-      void readOnlyServer;
+    default: {
+      // storage types added by plugins (ZRS, ...) register how they are opened
+      const opener = getProvider<StorageOpener>('storage-opener', s.type);
+      if (opener) return (await opener(s, { cwd, readOnlyServer, logger })) as IStorage;
       throw new Error(`storage '${s.name}': <${s.type}> (${s.kind}) storages are not supported by this server`);
+    }
   }
 }
 
@@ -264,6 +269,9 @@ export async function runzeo(argv: string[], io: RunzeoIO): Promise<number> {
       io.stdout(`${VERSION}\n`);
       return 0;
     }
+    // Storage types from installed plugins (e.g. `%import zc.zrs`) must be known before the
+    // configuration file is matched against the schema.
+    if (args.configure !== null) await loadInstalledPlugins();
     eff = effective(args, io);
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) return usageError(io, e.message);
@@ -333,7 +341,7 @@ export async function runzeo(argv: string[], io: RunzeoIO): Promise<number> {
   try {
     for (const s of eff.storages) {
       rlog.info(`(${pid}) opening storage ${pyRepr(s.name)} using ${s.kind}`);
-      opened.set(s.name, await openStorage(s, eff.readOnly, io.cwd));
+      opened.set(s.name, await openStorage(s, eff.readOnly, io.cwd, log));
     }
     server = new StorageServer(opened, {
       read_only: eff.readOnly,
