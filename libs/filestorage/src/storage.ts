@@ -6,7 +6,7 @@
  * boundary). A commit writes the whole transaction with status 'c' at vote, flips the status byte
  * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
  */
-import { closeSync, existsSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import {
   ConflictError,
@@ -152,8 +152,6 @@ interface ActiveTxn {
   pending: Map<Oid, PendingRecord>;
   checks: Array<[Oid, Tid]>;
   voted: boolean;
-  /** tpc_finish has begun: the transaction will complete; an abort no longer applies */
-  finishing: boolean;
   nextpos: number;
 }
 
@@ -186,9 +184,6 @@ export class FileStorage implements IStorage {
   private maxOid: Oid;
   private readonly commitLock: CommitLock;
   private active: ActiveTxn | null = null;
-  /** the fdatasync of a finishing transaction, while it runs (close waits for it) */
-  private syncing: Promise<void> | null = null;
-  private closing: Promise<void> | null = null;
   private readonly listeners = new Set<CommitListener>();
   private closed = false;
   /** set while a pack runs (undoLog refuses) */
@@ -660,7 +655,6 @@ export class FileStorage implements IStorage {
         pending: new Map(),
         checks: [],
         voted: false,
-        finishing: false,
         nextpos: 0,
       };
     } catch (e) {
@@ -797,19 +791,10 @@ export class FileStorage implements IStorage {
     const a = this.active;
     if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_finish called with wrong transaction');
     if (!a.voted) throw new StorageTransactionError('tpc_finish called before tpc_vote');
-    if (a.finishing) throw new StorageTransactionError('tpc_finish called twice');
-    a.finishing = true;
     try {
       this.writeAll(Buffer.from(a.status, 'latin1'), this.pos + 16);
-      // fdatasync flushes the data and the size change the commit made (what durability needs).
-      // It runs off the event loop so reads of other clients go on meanwhile; the commit lock is
-      // still held, and nothing of this transaction is visible until it returns.
-      this.syncing = fdatasyncAsync(this.fd);
-      try {
-        await this.syncing;
-      } finally {
-        this.syncing = null;
-      }
+      // fdatasync: flushes the data and the size change the commit made (what durability needs)
+      fdatasyncSync(this.fd);
     } catch (e) {
       this.log.fatal({ err: String(e) }, 'Failure in _finish. Closing.');
       this.active = null;
@@ -840,7 +825,6 @@ export class FileStorage implements IStorage {
   async tpc_abort(txn: TransactionMetaData): Promise<void> {
     const a = this.active;
     if (!a || a.txn !== txn) return;
-    if (a.finishing) return; // tpc_finish is completing it: too late to abort
     try {
       if (a.voted && !this.closed) ftruncateSync(this.fd, this.pos);
     } finally {
@@ -1201,15 +1185,8 @@ export class FileStorage implements IStorage {
     this.lockFile = null;
   }
 
-  close(): Promise<void> {
-    if (!this.closing) this.closing = this.closeNow();
-    return this.closing;
-  }
-
-  private async closeNow(): Promise<void> {
+  async close(): Promise<void> {
     if (this.closed) return;
-    // a transaction in the middle of tpc_finish completes first (its fsync is under way)
-    if (this.syncing) await this.syncing.catch(() => undefined);
     if (this.active) {
       const a = this.active;
       try {
@@ -1259,7 +1236,3 @@ export class ChunkReader {
 
 // re-exports for the packer
 export { readPos };
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
