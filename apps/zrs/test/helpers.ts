@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchJsonLog } from '@zeo-ts/storage/testing';
 import { FileStorage } from '@zeo-ts/filestorage';
 import type { Tid } from '@zeo-ts/storage';
 
@@ -54,61 +55,14 @@ export async function startZrs(conf: string, dir: string, name = 'zrs.conf', arg
   const cfg = join(dir, name);
   writeFileSync(cfg, conf);
   const proc = spawn(process.execPath, [ZRS_BIN, '-C', cfg, '--admin', '127.0.0.1:0', ...args], { cwd: dir, env: { ...process.env, ZEO_TS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  let partial = '';
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ rx: RegExp; resolve: (r: Record<string, unknown>) => void }> = [];
-  proc.stderr!.on('data', (d: Buffer) => {
-    const s = d.toString();
-    if (err.length < 2_000_000) err += s;
-    partial += s;
-    for (let i = partial.indexOf('\n'); i >= 0; i = partial.indexOf('\n')) {
-      const line = partial.slice(0, i);
-      partial = partial.slice(i + 1);
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (lines.length < 100000) lines.push(rec);
-      for (let k = 0; k < waiters.length; k++) {
-        if (waiters[k]!.rx.test(String(rec.msg))) {
-          waiters[k]!.resolve(rec);
-          waiters.splice(k--, 1);
-        }
-      }
-    }
-  });
-  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
-  const waitLog = (rx: RegExp) => {
-    const found = lines.find((l) => rx.test(String(l.msg)));
-    if (found) return Promise.resolve(found);
-    return new Promise<Record<string, unknown>>((res, rej) => {
-      waiters.push({ rx, resolve: res });
-      void exited.then((code) => rej(new Error(`zrs exited (${code}) before logging ${rx}:\n${err.slice(-4000)}`)));
-    });
-  };
-  const r: ZrsProcess = {
-    proc,
-    port: 0,
-    replPort: null,
-    admin: null,
-    lines,
-    stderr: () => err,
-    exited,
-    waitLog,
-    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
-    },
-  };
-  const rec = await waitLog(/^zrs ready: /);
+  const log = watchJsonLog(proc, 'zrs');
+  const r: ZrsProcess = { proc, port: 0, replPort: null, admin: null, ...log };
+  const rec = await log.waitLog(/^zrs ready: /);
   r.port = (rec.address as { port: number }).port;
   const adm = rec.admin as { address: string; port: number } | null;
   r.admin = adm ? `127.0.0.1:${adm.port}` : null;
   if (/replicate-to/.test(conf)) {
-    const l = await waitLog(/^listening for secondaries on /);
+    const l = await log.waitLog(/^listening for secondaries on /);
     r.replPort = (l.replication as { port: number }).port;
   }
   return r;

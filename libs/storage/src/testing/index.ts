@@ -1,3 +1,4 @@
 export * from './vectors.ts';
 export * from './records.ts';
 export * from './conformance.ts';
+export * from './process.ts';
