@@ -172,3 +172,37 @@ export interface IStorage {
   onCommit(listener: CommitListener): () => void;
   close(): Promise<void>;
 }
+
+/**
+ * ZODB's IBlobStorage and IBlobStorageRestoreable: a storage whose objects may carry a blob, a
+ * file kept beside the data record (one file per revision, `(oid, tid)`). Blob files are passed
+ * by path; the storage takes ownership of a file given to storeBlob/restoreBlob (it is moved into
+ * the blob directory, so callers create it under `temporaryDirectory()`, on the same file
+ * system). A storage built without a blob directory answers `supportsBlobs()` false and its blob
+ * methods throw StorageError.
+ */
+export interface IBlobStorage extends IStorage {
+  /** true when this instance has a blob directory (Python: IBlobStorage.providedBy) */
+  supportsBlobs(): boolean;
+  /** directory for uncommitted blob files, on the blob directory's file system */
+  temporaryDirectory(): string;
+  /** `store`, plus the blob file of the new revision (the file is moved; the caller loses it) */
+  storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void>;
+  /** `restore`, plus the blob file of the revision (moved); blobFilename null = no blob file */
+  restoreBlob(
+    oid: Oid,
+    serial: Tid,
+    data: Buffer | null,
+    blobFilename: string | null,
+    prevTxn: Tid | null,
+    txn: TransactionMetaData,
+  ): Promise<void>;
+  /** path of the committed (read-only) blob file of revision `serial` of oid; POSKeyError if missing */
+  loadBlob(oid: Oid, serial: Tid): Promise<string>;
+}
+
+/** whether `storage` implements IBlobStorage and has blob support switched on */
+export function isBlobStorage(storage: IStorage): storage is IBlobStorage {
+  const s = storage as Partial<IBlobStorage>;
+  return typeof s.supportsBlobs === 'function' && typeof s.storeBlob === 'function' && s.supportsBlobs();
+}
