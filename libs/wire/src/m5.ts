@@ -169,7 +169,7 @@ function toPackable(v: unknown, depth: number): unknown {
     case 'object': {
       if (v === null) return null;
       if (v instanceof Uint8Array) return v;
-      if (v instanceof PyFloat) return v.value; // integral PyFloats go out as ints (§6.1 MAY)
+      if (v instanceof PyFloat) return floatSentinel(v.value);
       if (Array.isArray(v)) return v.map((x) => toPackable(x, depth + 1));
       if (isWireMap(v)) {
         const out: Record<string, unknown> = {};
@@ -225,8 +225,43 @@ function fromUnpacked(v: unknown, depth: number): WireValue {
 
 /** Encode any value of the model as a msgpack document (no frame header). */
 export function packValue(v: WireValue): Buffer {
-  const out = newEncoder().encode(toPackable(v, 0));
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  pendingFloats.length = 0;
+  try {
+    const out = newEncoder().encode(toPackable(v, 0));
+    const buf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    return pendingFloats.length ? patchFloatSentinels(buf) : buf;
+  } finally {
+    pendingFloats.length = 0;
+  }
+}
+
+/*
+ * A Python float is always written as float 64, but @msgpack/msgpack writes every integral
+ * number as an int. Integral PyFloats are therefore encoded as unique non-integral sentinel
+ * floats, whose 9-byte encodings are then overwritten with the real value's float 64.
+ */
+const pendingFloats: Array<{ sentinel: number; value: number }> = [];
+const SENTINEL_BASE = 0.7071067811865476; // an irrational-looking fraction; collisions are checked
+
+function floatSentinel(x: number): number {
+  if (!Number.isInteger(x)) return x;
+  const sentinel = SENTINEL_BASE + pendingFloats.length * 2 ** -40;
+  pendingFloats.push({ sentinel, value: x });
+  return sentinel;
+}
+
+function patchFloatSentinels(buf: Buffer): Buffer {
+  const pattern = Buffer.alloc(9);
+  pattern[0] = 0xcb;
+  for (const { sentinel, value } of pendingFloats) {
+    pattern.writeDoubleBE(sentinel, 1);
+    const at = buf.indexOf(pattern);
+    if (at < 0 || buf.indexOf(pattern, at + 1) >= 0) {
+      throw new Error(`packValue: float sentinel ${sentinel} is not unique in the encoding`);
+    }
+    buf.writeDoubleBE(value, at + 1);
+  }
+  return buf;
 }
 
 /** Decode one msgpack document into the model; ProtocolError on anything invalid. */

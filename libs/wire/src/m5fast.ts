@@ -100,10 +100,8 @@ export class M5Writer {
           return;
         }
         if (v instanceof PyFloat) {
-          // integral PyFloats within 32 bits go out as ints (§6.1 MAY), as m5.ts does
-          const x = v.value;
-          if (Number.isSafeInteger(x) && x < U32_LIMIT && x >= I32_MIN) this.int(x);
-          else this.float(x);
+          // a Python float is always float 64, integral or not, as msgpack-python writes it
+          this.float(v.value);
           return;
         }
         if (Array.isArray(v)) {

@@ -133,6 +133,12 @@ test('zeo5 §6.1 W-5/W-6: integer families, bigints, floats and rejects', () => 
   assert.equal(h(-0x80000001), 'd3ffffffff7fffffff');
   assert.equal(h(1.5), 'cb3ff8000000000000');
   assert.equal(h(new PyFloat(2.5)), 'cb4004000000000000');
+  // a Python float on a whole second (history/undoLog `time`) is still float 64, as Python writes it
+  assert.equal(h(new PyFloat(1700000000)), 'cb41d954fc40000000');
+  assert.equal(h([new PyFloat(3), 3, new PyFloat(-0)]), '93cb400800000000000003cb8000000000000000');
+  const m5 = new M5Codec();
+  const frame = m5.encode({ msgid: 1, flags: 0, method: 'x', args: [new PyFloat(3)] } as never);
+  assert.ok(frame.toString('hex').endsWith('91cb4008000000000000'), frame.toString('hex'));
   assert.equal(unpackValue(Buffer.from('cfffffffffffffffff', 'hex')), 2n ** 64n - 1n);
   assert.equal(unpackValue(Buffer.from('cf00007f8ae79ab4cb', 'hex')), 140234567890123);
   assert.throws(() => packValue(2n ** 64n), RangeError);
