@@ -6,7 +6,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { watchJsonLog } from '@zeo-ts/storage/testing';
 import { FileStorage } from '@zeo-ts/filestorage';
-import type { Tid } from '@zeo-ts/storage';
+import pino from 'pino';
+import { ClientStorage } from '@zeo-ts/client';
+import { TransactionMetaData, type IStorage, type Tid } from '@zeo-ts/storage';
+import { makeRecord } from '@zeo-ts/storage/testing';
 
 export const APP_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = resolve(APP_DIR, '..', '..');
@@ -98,4 +101,40 @@ export function runNode(bin: string, args: string[]): Promise<{ code: number | n
     p.stderr.on('data', (d) => (stderr += d));
     p.on('exit', (code) => res({ code, stdout, stderr }));
   });
+}
+
+/** A ZEO client of a server process (read-only for secondaries). */
+export async function zeoClient(port: number, readOnly = false): Promise<ClientStorage> {
+  return ClientStorage.open({ addresses: [{ host: '127.0.0.1', port }], cachePath: null, readOnly, wait: true, waitTimeout: 60, logger: pino({ level: 'silent' }) });
+}
+
+/** One small transaction through a client; returns the tid tpc_finish gave back. */
+export async function commitOne(s: IStorage, i: number): Promise<Tid> {
+  const txn = new TransactionMetaData('', `load ${i}`);
+  const oid = await s.new_oid();
+  await s.tpc_begin(txn);
+  try {
+    await s.store(oid, 0n, makeRecord(), txn);
+    await s.tpc_vote(txn);
+    return await s.tpc_finish(txn);
+  } catch (e) {
+    await s.tpc_abort(txn).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Wait until a (read-only) client has seen `tid` through invalidations. */
+export async function clientSeen(c: ClientStorage, tid: Tid): Promise<void> {
+  for (let i = 0; i < 1_000_000 && c.lastTransaction() < tid; i++) {
+    await new Promise<void>((r) => {
+      const off = c.onCommit(() => {
+        off();
+        r();
+      });
+      if (c.lastTransaction() >= tid) {
+        off();
+        r();
+      }
+    });
+  }
 }
