@@ -31,7 +31,7 @@ export interface ZrsProcess {
   lines: Array<Record<string, unknown>>;
   stderr: () => string;
   exited: Promise<number | null>;
-  waitLog: (rx: RegExp) => Promise<Record<string, unknown>>;
+  waitLog: (rx: RegExp, name?: string) => Promise<Record<string, unknown>>;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
