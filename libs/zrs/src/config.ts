@@ -2,9 +2,10 @@
  * `%import zc.zrs` (zrs spec §3.1, §3.2): the <zrs> section type, and the legacy <primary> /
  * <secondary> sections, registered with @zeo-ts/config; and opening them as storages.
  *
- * Extra keys of ours (all optional, upstream defaults kept): check-checksums (true),
- * reconnect-delay (60 s), native (auto), ack-quorum (0), ack-timeout (10 s),
- * ack-timeout-policy (refuse | async).
+ * Extra keys of ours (all optional, upstream defaults kept; docs/zrs-configuration.md):
+ * check-checksums (true), reconnect-delay (60 s, fixed like upstream), reconnect-max-delay (none:
+ * no backoff; when set, the delay doubles after each consecutive failure up to it), native (auto),
+ * ack-quorum (0), ack-timeout (10 s), ack-timeout-policy (refuse | async).
  */
 import { registerImport, STORAGE_ABSTRACT, ValueConversionError, defaultStorageConvert, isRegisteredImport, type SectionTypeDef, type SocketAddress, type StorageSection, type KeyDef } from '@zeo-ts/config';
 import { FileStorage } from '@zeo-ts/filestorage';
@@ -18,13 +19,31 @@ const OUR_KEYS: KeyDef[] = [
   { name: 'keep-alive-delay', datatype: 'integer', default: '0' },
   { name: 'check-checksums', datatype: 'boolean', default: 'true' },
   { name: 'reconnect-delay', datatype: 'float', default: '60' },
+  { name: 'reconnect-max-delay', datatype: 'float' },
   { name: 'native', default: 'auto' },
   { name: 'ack-quorum', datatype: 'integer', default: '0' },
   { name: 'ack-timeout', datatype: 'float', default: '10' },
   { name: 'ack-timeout-policy', default: 'refuse' },
 ];
 
+/** Longest reconnect delay we accept (one day): beyond that a secondary would look dead. */
+export const MAX_RECONNECT_DELAY = 86400;
+
+function checkDelay(key: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_RECONNECT_DELAY) {
+    throw new ValueConversionError(`${key} must be a number of seconds greater than 0 and at most ${MAX_RECONNECT_DELAY}, not ${JSON.stringify(v)}`);
+  }
+}
+
 function checkOurs(o: Record<string, unknown>): void {
+  checkDelay('reconnect-delay', o.reconnect_delay);
+  if (o.reconnect_max_delay !== null && o.reconnect_max_delay !== undefined) {
+    checkDelay('reconnect-max-delay', o.reconnect_max_delay);
+    if ((o.reconnect_max_delay as number) < (o.reconnect_delay as number)) {
+      throw new ValueConversionError(`reconnect-max-delay (${o.reconnect_max_delay}) must not be less than reconnect-delay (${o.reconnect_delay})`);
+    }
+  }
+  if ((o.keep_alive_delay as number) < 0) throw new ValueConversionError(`keep-alive-delay must not be negative, not ${o.keep_alive_delay}`);
   if (!['auto', 'never', 'always'].includes(String(o.native))) throw new ValueConversionError(`native must be auto, never or always, not ${JSON.stringify(o.native)}`);
   if (!['refuse', 'async'].includes(String(o.ack_timeout_policy))) throw new ValueConversionError(`ack-timeout-policy must be refuse or async, not ${JSON.stringify(o.ack_timeout_policy)}`);
   if ((o.ack_quorum as number) < 0) throw new ValueConversionError('ack-quorum must not be negative');
@@ -159,6 +178,7 @@ export async function openZrs(s: StorageSection, opts: OpenOptions = {}): Promis
     keepAliveDelay: o.keep_alive_delay as number,
     checkChecksums: o.check_checksums as boolean,
     reconnectDelay: o.reconnect_delay as number,
+    maxReconnectDelay: (o.reconnect_max_delay as number | null) ?? undefined,
     native: o.native as 'auto' | 'never' | 'always',
   });
 }

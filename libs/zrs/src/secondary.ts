@@ -82,6 +82,8 @@ export class Secondary implements IStorage {
   applied = 0;
   /** number of connections made (tests) */
   connections = 0;
+  /** seconds until the pending reconnection attempt, as scheduled (null before the first) */
+  nextReconnectDelay: number | null = null;
   private stateWaiters: Array<() => void> = [];
 
   constructor(
@@ -93,6 +95,9 @@ export class Secondary implements IStorage {
     this.log = (options.logger ?? defaultLogger()).child({ name: 'zc.zrs.secondary' });
     this.reconnectDelay = options.reconnectDelay ?? 60;
     this.maxReconnectDelay = Math.max(this.reconnectDelay, options.maxReconnectDelay ?? this.reconnectDelay);
+    if (!Number.isFinite(this.reconnectDelay) || this.reconnectDelay < 0 || !Number.isFinite(this.maxReconnectDelay)) {
+      throw new RangeError(`Secondary: reconnectDelay must be a finite number of seconds >= 0, not ${options.reconnectDelay} (max ${options.maxReconnectDelay})`);
+    }
     this.checkChecksums = options.checkChecksums ?? true;
     this.keepAliveDelay = options.keepAliveDelay ?? 0;
     this.nativeMode = options.native ?? 'auto';
@@ -197,6 +202,8 @@ export class Secondary implements IStorage {
         } else {
           this.failures = 0;
         }
+        this.nextReconnectDelay = delay;
+        this.log.info({ reconnectDelay: delay }, `reconnecting to ${addressRepr(this.addr!)} in ${delay} s`);
         this.setState('waiting');
         this.reconnectTimer = setTimeout(() => {
           this.reconnectTimer = null;
