@@ -18,3 +18,4 @@ export * from './index-file.ts';
 export * from './lockfile.ts';
 export { FileStorage, CommitLock, ChunkReader, type FileStorageOptions, type FileUndoLogEntry, type FileDataRecord, type FileTransactionRecord } from './storage.ts';
 export { packStorage } from './pack.ts';
+export { appendRawTransactions, syncRawAppends, unsyncedRawBytes, RawAppendError, MAX_RAW_SEGMENT, type RawAppendResult, type RawAppendInternals } from './raw-append.ts';
