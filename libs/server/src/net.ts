@@ -167,6 +167,12 @@ class SessionChannel implements ClientChannel {
     }
     this.conn.callOneWay(name, lastCallWire);
   }
+  get writable(): boolean {
+    return this.conn.writable;
+  }
+  waitDrain(): Promise<void> {
+    return this.conn.waitDrain();
+  }
   close(reason: string): void {
     if (reason === 'server shutting down') this.conn.close();
     else this.conn.abort(new ProtocolError(reason));

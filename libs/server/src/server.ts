@@ -28,6 +28,8 @@ export interface StorageServerOptions {
   max_iterators?: number;
   /** bound of the object data one transaction may send before vote (default 2 GiB) */
   max_transaction_bytes?: number;
+  /** bound of one blob upload (storeBlobChunk), default 1 TiB */
+  max_blob_bytes?: number;
   /** calls of one connection awaiting their replies above which reading pauses (default 2000) */
   max_backlog?: number;
   logger?: Logger;
@@ -166,6 +168,7 @@ export class StorageServer {
       max_waiting_voters: options.max_waiting_voters ?? 1000,
       max_iterators: options.max_iterators ?? 1000,
       max_transaction_bytes: options.max_transaction_bytes ?? 2 * 1024 ** 3,
+      max_blob_bytes: options.max_blob_bytes ?? 1024 ** 4,
       max_backlog: options.max_backlog ?? 2000,
       version: options.version ?? '0.1.0',
     };

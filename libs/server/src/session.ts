@@ -28,8 +28,25 @@ import {
   type TransactionRecord,
   type DataRecord,
   type UndoLogEntry,
+  isBlobStorage,
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
+import { open as openFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BLOB_CHUNK_SIZE,
+  BlobKeyError,
+  BlobSend,
+  BlobUpload,
+  blobDirectoryOf,
+  blobStorageOf,
+  checkSharedBlobName,
+  oidPath,
+  readLayout,
+  removeQuietly,
+  workingCopy,
+  type BlobRecord,
+} from './blobs.ts';
 import { resolveLengthConflict } from './resolve.ts';
 import { decodeExtension, encodeExtension, getPickleMetadata } from '@zeo-ts/pickle';
 import type { LockClient } from './lock.ts';
@@ -61,6 +78,10 @@ export interface ClientChannel {
   call(name: string, args: unknown[]): void;
   /** close the connection (no further output) */
   close(reason: string): void;
+  /** false while the transport's output is backed up (optional: absent = always writable) */
+  readonly writable?: boolean;
+  /** resolves once the transport's output drained (or the connection closed) */
+  waitDrain?(): Promise<void>;
 }
 
 /** The methods a registered connection may call (zeo5-protocol §8.0). */
@@ -102,6 +123,10 @@ interface Txn {
   /** the vote/finish currently running, if any */
   running: Promise<unknown> | null;
   cancelled: boolean;
+  /** blob records (storeBlobEnd / storeBlobShared), stored after the log at vote (§8.4) */
+  blobs: BlobRecord[];
+  /** files handed to storeBlob (links to `blobs` files) that may still exist */
+  blobWork: string[];
 }
 
 /** What an output slot writes once ready (plain data: no closure per call). */
@@ -111,6 +136,8 @@ const OUT_ERROR = 1;
 const OUT_FINISH = 2;
 /** a server→client one-way call: `name(...value)` */
 const OUT_CALL = 3;
+/** sendBlob: stream receiveBlobStart/Chunk/Stop from the open file, then reply nil (§8.4) */
+const OUT_STREAM = 4;
 
 interface Slot {
   ready: boolean;
@@ -143,6 +170,10 @@ export class ZEOSession implements LockClient {
   private iteratorIds = 0;
   private readonly iterators = new Map<number, TxnIterator | RecIterator>();
   private readonly txnIteratorLast = new Map<number, TransactionRecord>();
+  /** the blob upload in progress (at most one per connection, §8.4) */
+  private upload: BlobUpload | null = null;
+  /** a sendBlob stream is being written: later output waits behind it */
+  private streaming = false;
 
   constructor(
     readonly server: StorageServer,
@@ -234,7 +265,7 @@ export class ZEOSession implements LockClient {
     }
     if (r instanceof Promise) {
       r.then(
-        (v) => this.fill(slot, v instanceof FinishResult ? OUT_FINISH : OUT_REPLY, v),
+        (v) => this.fill(slot, v instanceof FinishResult ? OUT_FINISH : v instanceof BlobSend ? OUT_STREAM : OUT_REPLY, v),
         (err) => this.fill(slot, OUT_ERROR, err),
       );
     } else {
@@ -303,6 +334,7 @@ export class ZEOSession implements LockClient {
   }
 
   private fill(slot: Slot, kind: number, value: unknown): void {
+    if (this.closed && value instanceof BlobSend) void value.fh.close().catch(() => undefined);
     slot.kind = kind;
     slot.value = value;
     slot.ready = true;
@@ -324,7 +356,15 @@ export class ZEOSession implements LockClient {
   private flushSlots(): void {
     const slots = this.slots;
     while (slots.length > 0 && slots[0]!.ready) {
+      if (this.streaming) return;
+      if (slots[0]!.kind === OUT_STREAM && !this.closed) {
+        // the stream keeps its place at the head until the reply is written
+        this.streaming = true;
+        void this.streamBlob(slots[0]!);
+        return;
+      }
       const s = slots.shift()!;
+      if (s.kind === OUT_STREAM) void (s.value as BlobSend).fh.close().catch(() => undefined);
       if (this.closed) continue;
       try {
         this.write(s);
@@ -356,6 +396,53 @@ export class ZEOSession implements LockClient {
       default:
         throw new Error(`unknown output kind ${s.kind}`);
     }
+  }
+
+  /**
+   * Write sendBlob's stream (§8.4, S-32): receiveBlobStart, chunks of BLOB_CHUNK_SIZE read one at
+   * a time (waiting for the transport to drain: never the whole blob in memory), receiveBlobStop,
+   * then the nil reply; the slot stays at the head of the output meanwhile.
+   */
+  private async streamBlob(slot: Slot): Promise<void> {
+    const b = slot.value as BlobSend;
+    const ch = this.channel;
+    let failure: unknown = null;
+    let sent = false;
+    try {
+      ch.call('receiveBlobStart', [b.oid, b.serial]);
+      sent = true;
+      let pos = 0;
+      for (;;) {
+        if (this.closed) return;
+        const buf = Buffer.allocUnsafe(BLOB_CHUNK_SIZE);
+        const { bytesRead } = await b.fh.read(buf, 0, BLOB_CHUNK_SIZE, pos);
+        if (this.closed) return;
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        ch.call('receiveBlobChunk', [b.oid, b.serial, bytesRead === BLOB_CHUNK_SIZE ? buf : buf.subarray(0, bytesRead)]);
+        if (ch.waitDrain && ch.writable === false) await ch.waitDrain();
+      }
+      ch.call('receiveBlobStop', [b.oid, b.serial]);
+    } catch (err) {
+      failure = err;
+    } finally {
+      await b.fh.close().catch(() => undefined);
+      if (this.slots[0] === slot) this.slots.shift();
+      this.streaming = false;
+    }
+    if (this.closed) return;
+    try {
+      if (failure === null) ch.reply(slot.msgid, null);
+      else {
+        this.log('error', `sendBlob of ${b.path} failed${sent ? ' during the stream' : ''}: ${errText(failure)}`);
+        this.sendError(slot.msgid, 'sendBlob', new StorageError(`cannot read blob file ${b.path}: ${(failure as Error).message ?? String(failure)}`));
+      }
+    } catch (err) {
+      this.log('error', `cannot send: ${errText(err)}; closing`);
+      void this.closeConnection('send failed');
+      return;
+    }
+    this.flush();
   }
 
   /** @internal server→client one-way call, in output order */
@@ -404,7 +491,12 @@ export class ZEOSession implements LockClient {
   private doCleanup(): Promise<void> {
     if (!this.cleanup) {
       this.cleanup = (async () => {
+        for (let i = this.streaming ? 1 : 0; i < this.slots.length; i++) {
+          const s = this.slots[i]!;
+          if (s.ready && s.kind === OUT_STREAM) void (s.value as BlobSend).fh.close().catch(() => undefined);
+        }
         this.slots.length = 0;
+        this.discardUpload();
         this.checkBacklog();
         const t = this.txn;
         if (t) {
@@ -521,11 +613,20 @@ export class ZEOSession implements LockClient {
         arity(name, a, 1, 1);
         return this.tpcAbort(a[0]);
       case 'storeBlobStart':
+        arity(name, a, 0, 0);
+        return this.storeBlobStart();
       case 'storeBlobChunk':
+        arity(name, a, 1, 1);
+        return this.storeBlobChunk(asBytes(a[0], 'chunk'));
       case 'storeBlobEnd':
+        arity(name, a, 4, 4);
+        return this.storeBlobEnd(asBytes8(a[0], 'oid'), asBytes8(a[1], 'serial'), asBytes(a[2], 'data'), a[3]);
       case 'storeBlobShared':
+        arity(name, a, 5, 5);
+        return this.storeBlobShared(asBytes8(a[0], 'oid'), asBytes8(a[1], 'serial'), asBytes(a[2], 'data'), asStr(a[3], 'filename'), a[4]);
       case 'sendBlob':
-        throw new StorageError(`${name}: blobs are not supported by this server (storage '${this.entry?.name}' has no blob directory)`);
+        arity(name, a, 2, 2);
+        return this.sendBlob(asBytes8(a[0], 'oid'), asBytes8(a[1], 'serial'));
       case 'undoLog':
         arity(name, a, 0, 2);
         return this.undoLog(a.length > 0 ? asInt(a[0], 'first') : 0, a.length > 1 ? asInt(a[1], 'last') : -20);
@@ -584,10 +685,13 @@ export class ZEOSession implements LockClient {
     const s = e.storage;
     const undo = s.supportsUndo();
     const iternext = typeof (s as unknown as { record_iternext?: unknown }).record_iternext === 'function';
-    const ifaces: Array<[string, string]> = [
+    const ifaces: Array<[string, string]> = [];
+    // a blob storage is listed as the reference lists a FileStorage with a blob directory (§13)
+    if (isBlobStorage(s)) ifaces.push(['ZODB.interfaces', 'IBlobStorageRestoreable'], ['ZODB.interfaces', 'IBlobStorage']);
+    ifaces.push(
       ['ZODB.interfaces', 'IStorageRestoreable'],
       ['ZODB.interfaces', 'IStorageIteration'],
-    ];
+    );
     if (undo) ifaces.push(['ZODB.interfaces', 'IStorageUndoable']);
     if (iternext) ifaces.push(['ZODB.interfaces', 'IStorageCurrentRecordIteration']);
     ifaces.push(['ZODB.interfaces', 'IExternalGC'], ['ZODB.interfaces', 'IStorage'], ['zope.interface', 'Interface']);
@@ -739,6 +843,8 @@ export class ZEOSession implements LockClient {
       storageBegun: false,
       running: null,
       cancelled: false,
+      blobs: [],
+      blobWork: [],
     };
     e.stats.active_txns++;
     return null;
@@ -757,6 +863,122 @@ export class ZEOSession implements LockClient {
     t.logBytes += bytes;
     if (countsAsStore) e.stats.stores++;
     return null;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Blobs (§8.4)
+
+  private storeBlobStart(): null {
+    const e = this.reg();
+    const s = blobStorageOf(e.storage, e.name, 'storeBlobStart');
+    if (this.readOnly) throw new ReadOnlyError();
+    // as the reference (an assertion): a nested start closes the connection
+    if (this.upload !== null) throw new PyBuiltinError('AssertionError', ['storeBlobStart: a blob upload is already in progress on this connection']);
+    this.upload = BlobUpload.create(s.temporaryDirectory(), this.server.options.max_blob_bytes);
+    return null;
+  }
+
+  private storeBlobChunk(chunk: Buffer): null {
+    const u = this.upload;
+    if (u === null) throw new PyBuiltinError('AssertionError', ['storeBlobChunk without storeBlobStart']);
+    try {
+      u.write(chunk);
+    } catch (err) {
+      this.discardUpload();
+      throw err;
+    }
+    return null;
+  }
+
+  private storeBlobEnd(oid: Buffer, serial: Buffer, data: Buffer, id: unknown): null {
+    const t = this.checkTid(id, true)!;
+    const u = this.upload;
+    if (u === null) throw new PyBuiltinError('AssertionError', ['storeBlobEnd without storeBlobStart']);
+    this.upload = null;
+    let file: string;
+    try {
+      if (t.state !== 'begun') throw new StorageTransactionError(`cannot add to a transaction that is ${t.state}`);
+      this.checkTxnBytes(t, data.length);
+      file = u.finish();
+    } catch (err) {
+      u.discard();
+      throw err;
+    }
+    this.addBlob(t, { oid, serial, data, file });
+    if (this.debugEnabled()) this.log('debug', `blob upload of ${u.bytes} bytes for oid ${oid.toString('hex')} in ${file}`);
+    return null;
+  }
+
+  private storeBlobShared(oid: Buffer, serial: Buffer, data: Buffer, filename: string, id: unknown): null {
+    const e = this.reg();
+    const t = this.checkTid(id, true)!;
+    const s = blobStorageOf(e.storage, e.name, 'storeBlobShared');
+    try {
+      checkSharedBlobName(filename);
+    } catch (err) {
+      this.log('fatal', `bad filename to storeBlobShared: ${JSON.stringify(filename)}; closing`);
+      throw err;
+    }
+    if (t.state !== 'begun') throw new StorageTransactionError(`cannot add to a transaction that is ${t.state}`);
+    this.checkTxnBytes(t, data.length);
+    const dir = blobDirectoryOf(s);
+    const file = join(dir, oidPath(oid, readLayout(dir)), filename);
+    this.addBlob(t, { oid, serial, data, file });
+    return null;
+  }
+
+  private addBlob(t: Txn, b: BlobRecord): void {
+    if (t.log.length + t.blobs.length >= MAX_LOG_ENTRIES) {
+      removeQuietly(b.file);
+      throw new StorageTransactionError(`transaction has more than ${MAX_LOG_ENTRIES} operations`);
+    }
+    t.blobs.push(b);
+    t.logBytes += b.data.length;
+  }
+
+  private checkTxnBytes(t: Txn, bytes: number): void {
+    if (t.logBytes + bytes > this.server.options.max_transaction_bytes) {
+      throw new StorageTransactionError(`transaction data exceeds ${this.server.options.max_transaction_bytes} bytes (max_transaction_bytes)`);
+    }
+  }
+
+  /** Drop the upload in progress, removing its file. */
+  private discardUpload(): void {
+    const u = this.upload;
+    this.upload = null;
+    u?.discard();
+  }
+
+  private async sendBlob(oid: Buffer, serial: Buffer): Promise<BlobSend> {
+    const e = this.reg();
+    const s = blobStorageOf(e.storage, e.name, 'sendBlob');
+    let path: string;
+    try {
+      path = await s.loadBlob(u64(oid), u64(serial));
+    } catch (err) {
+      if (err instanceof POSKeyError) throw new BlobKeyError(err.message, oid, serial);
+      throw err;
+    }
+    let fh;
+    try {
+      fh = await openFile(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobKeyError(`No blob file at ${path}`, oid, serial);
+      throw new StorageError(`cannot open blob file ${path}: ${(err as Error).message}`);
+    }
+    if (this.closed) {
+      await fh.close().catch(() => undefined);
+      throw new StorageError('connection closed');
+    }
+    return new BlobSend(oid, serial, path, fh);
+  }
+
+  /** Remove the files of a transaction's blob records (they were moved if the storage took them). */
+  private removeBlobFiles(t: Txn): void {
+    for (const f of t.blobWork) removeQuietly(f);
+    t.blobWork.length = 0;
+    for (const b of t.blobs) removeQuietly(b.file);
+    t.blobs.length = 0;
   }
 
   private async vote(id: unknown): Promise<unknown> {
@@ -880,6 +1102,40 @@ export class ZEOSession implements LockClient {
         }
         this.checkVoting(t);
       }
+      // blob records after the rest of the log, as the reference (§8.4)
+      if (t.blobs.length > 0) {
+        const bs = blobStorageOf(s, e.name, 'vote');
+        for (const f of t.blobWork) removeQuietly(f);
+        t.blobWork.length = 0;
+        for (const b of t.blobs) {
+          const oid = u64(b.oid);
+          const serial = u64(b.serial);
+          const current = await currentSerial(s, oid);
+          this.checkVoting(t);
+          if (current !== null && current !== serial) {
+            if (ccr) {
+              conflicts.set(b.oid.toString('hex'), { oid: b.oid, serials: [p64(current), b.serial], data: b.data });
+              continue;
+            }
+            throw new ConflictError({ oid, serials: [current, serial], className: className(b.data) });
+          }
+          const work = workingCopy(b.file, t.blobWork.length);
+          t.blobWork.push(work);
+          try {
+            await bs.storeBlob(oid, serial, b.data, work, t.meta);
+          } catch (err) {
+            if (ccr && err instanceof ConflictError && !(err instanceof ReadConflictError) && err.serials) {
+              conflicts.set(b.oid.toString('hex'), { oid: b.oid, serials: [p64(err.serials[0]), p64(err.serials[1])], data: b.data });
+              continue;
+            }
+            throw err;
+          }
+          this.checkVoting(t);
+          conflicts.delete(b.oid.toString('hex'));
+          lastData.set(oid, b.data);
+          invalidated.push(oid);
+        }
+      }
       if (conflicts.size === 0) {
         try {
           const r = await s.tpc_vote(t.meta);
@@ -991,6 +1247,7 @@ export class ZEOSession implements LockClient {
     }
     if (countAbort) e.stats.aborts++;
     t.cancelled = true;
+    this.discardUpload();
     e.lock.release(this); // dequeues a waiting vote (it then fails)
     if (t.running) await t.running.catch(() => undefined);
     if (this.txn !== t) return; // the vote/finish already cleared it
@@ -1003,6 +1260,7 @@ export class ZEOSession implements LockClient {
 
   private clearTxn(t: Txn, release = true): void {
     const e = this.entry!;
+    this.removeBlobFiles(t);
     if (this.txn === t) {
       this.txn = null;
       e.stats.active_txns--;
