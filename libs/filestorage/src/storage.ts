@@ -7,8 +7,10 @@
  * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
  */
 import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import {
+  BlobDirectory,
   ConflictError,
   MultipleUndoErrors,
   POSKeyError,
@@ -19,10 +21,18 @@ import {
   TimeStamp,
   TransactionMetaData,
   UndoError,
+  copyBlobToTemp,
+  fsyncPath,
+  isBlobRecord,
   maxtid,
   newTid,
+  oidRepr,
+  removeCommitted,
+  removeCommittedDir,
+  renameOrCopyBlob,
   toHex,
   type CommitListener,
+  type IBlobStorage,
   type DataRecord,
   type HistoryEntry,
   type IStorage,
@@ -63,7 +73,6 @@ import {
 import { FsIndex } from './fsindex.ts';
 import { decodeIndexFile, encodeIndexFile } from './index-file.ts';
 import { LockFile } from './lockfile.ts';
-import type { RawAppendInternals } from './raw-append.ts';
 
 export interface FileStorageOptions {
   /** open read-only: no lock, nothing is ever written or truncated; a missing file is an error */
@@ -92,6 +101,13 @@ export interface FileStorageOptions {
   cacheBlockSize?: number;
   /** maximum number of tpc_begin calls waiting for the commit lock (default 10000) */
   maxCommitWaiters?: number;
+  /**
+   * blob directory (Python's blob_dir): enables blob support (IBlobStorage); created if missing.
+   * With `create` an existing blob directory is removed first.
+   */
+  blobDir?: string;
+  /** blob directory layout: 'automatic' (default: the marker, else bushy for new directories), 'bushy' or 'lawn' */
+  blobLayout?: string;
 }
 
 /** An undoLog entry as FileStorage builds it: also carries `size` (tlen), like Python's dict. */
@@ -154,6 +170,8 @@ interface ActiveTxn {
   checks: Array<[Oid, Tid]>;
   voted: boolean;
   nextpos: number;
+  /** blob files moved into the blob directory by this transaction (removed again by tpc_abort) */
+  blobs: string[];
 }
 
 const defaultLogger = (): Logger => pino({ name: 'filestorage', level: process.env.ZEO_TS_LOG_LEVEL ?? 'warn' }, pino.destination(2));
@@ -166,7 +184,7 @@ interface ScanResult {
   lastSeenTid: Tid;
 }
 
-export class FileStorage implements IStorage {
+export class FileStorage implements IBlobStorage {
   readonly path: string;
   readonly log: Logger;
   private fd: number;
@@ -190,6 +208,8 @@ export class FileStorage implements IStorage {
   /** set while a pack runs (undoLog refuses) */
   packing = false;
   private readonly now: () => number;
+  /** the blob directory, or null without blob support */
+  readonly blobs: BlobDirectory | null = null;
 
   constructor(path: string, options: FileStorageOptions = {}) {
     this.path = path;
@@ -221,6 +241,13 @@ export class FileStorage implements IStorage {
     this.maxOid = 0n;
     try {
       this.openScan();
+      if (options.blobDir) {
+        // as Python: create removes an existing blob directory; the directory, tmp/ and the
+        // layout marker are made (also when read-only)
+        if (options.create && !this.readOnly && existsSync(options.blobDir)) removeCommittedDir(options.blobDir);
+        this.blobs = new BlobDirectory(options.blobDir, { layout: options.blobLayout ?? 'automatic' });
+        if (this.blobs.layoutName === 'lawn') this.log.warn(`The \`lawn\` blob directory layout of ${this.blobs.dir} is deprecated; consider migrating to \`bushy\``);
+      }
     } catch (e) {
       this.releaseFiles();
       throw e;
@@ -657,6 +684,7 @@ export class FileStorage implements IStorage {
         checks: [],
         voted: false,
         nextpos: 0,
+        blobs: [],
       };
     } catch (e) {
       this.commitLock.release();
@@ -749,6 +777,90 @@ export class FileStorage implements IStorage {
     else this.addRecord(a, oid, serial, old, data, 0, false);
   }
 
+  // ---- blobs (IBlobStorage, spec §13) ------------------------------------------------------
+
+  supportsBlobs(): boolean {
+    return this.blobs !== null;
+  }
+
+  private blobDir(what: string): BlobDirectory {
+    if (!this.blobs) throw new StorageError(`${what}: ${this.name} has no blob directory (blob support is off; configure blob-dir)`);
+    return this.blobs;
+  }
+
+  temporaryDirectory(): string {
+    return this.blobDir('temporaryDirectory').tempDir;
+  }
+
+  /**
+   * Move `src` to the file of revision (oid, tid) as part of transaction `a`. When the move fails
+   * the record just added for oid is taken back out, so no record ever names a missing file.
+   */
+  private moveBlobIn(a: ActiveTxn, oid: Oid, tid: Tid, src: string, undoRecord: () => void): void {
+    const blobs = this.blobDir('storeBlob');
+    try {
+      if (a.blobs.length >= 10_000_000) throw new StorageTransactionError('too many blob files in one transaction');
+      blobs.oidPath(oid, true);
+      const target = blobs.blobFilename(oid, tid);
+      renameOrCopyBlob(src, target);
+      a.blobs.push(target);
+    } catch (e) {
+      undoRecord();
+      throw e;
+    }
+  }
+
+  /** Snapshot of the transaction buffer, to take the next record back out. */
+  private recordMark(a: ActiveTxn, oid: Oid): () => void {
+    const chunks = a.chunks.length;
+    const len = a.len;
+    const t = a.tindex.get(oid);
+    const p = a.pending.get(oid);
+    return () => {
+      a.chunks.length = chunks;
+      a.len = len;
+      if (t === undefined) a.tindex.delete(oid);
+      else a.tindex.set(oid, t);
+      if (p === undefined) a.pending.delete(oid);
+      else a.pending.set(oid, p);
+    };
+  }
+
+  async storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
+    this.blobDir('storeBlob');
+    const a = this.activeFor(txn, 'storeBlob');
+    const undoRecord = this.recordMark(a, oid);
+    await this.store(oid, serial, data, txn);
+    this.moveBlobIn(a, oid, a.tid, blobFilename, undoRecord);
+  }
+
+  async restoreBlob(oid: Oid, serial: Tid, data: Buffer | null, blobFilename: string | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    this.blobDir('restoreBlob');
+    const a = this.activeFor(txn, 'restoreBlob');
+    const undoRecord = this.recordMark(a, oid);
+    await this.restore(oid, serial, data, prevTxn, txn);
+    // as Python: the file is named after the record's serial
+    if (blobFilename !== null) this.moveBlobIn(a, oid, serial, blobFilename, undoRecord);
+  }
+
+  async loadBlob(oid: Oid, serial: Tid): Promise<string> {
+    this.checkOpen();
+    const f = this.blobDir('loadBlob').blobFilename(oid, serial);
+    if (!existsSync(f)) throw new POSKeyError(oid, `No blob file at ${f} (oid ${oidRepr(oid)}, serial ${oidRepr(serial)})`);
+    return f;
+  }
+
+  /** fsync the transaction's blob files and their directories (once each). */
+  private syncTxnBlobs(a: ActiveTxn): void {
+    const dirs = new Set<string>();
+    for (const f of a.blobs) {
+      if (!existsSync(f)) throw new StorageError(`blob file ${f} of the transaction vanished before tpc_vote`);
+      fsyncPath(f);
+      dirs.add(dirname(f));
+    }
+    for (const d of dirs) fsyncPath(d);
+  }
+
   async tpc_vote(txn: TransactionMetaData): Promise<Oid[] | undefined> {
     this.checkOpen();
     const a = this.active;
@@ -758,6 +870,8 @@ export class FileStorage implements IStorage {
       const current = this.getTidSync(oid);
       if (current !== serial) throw new ReadConflictError({ oid, serials: [current, serial] });
     }
+    // the blob files reach the disk before any record naming them can be committed
+    if (a.blobs.length) this.syncTxnBlobs(a);
     const tlen = a.header.length + a.len;
     a.header.writeUInt32BE(Math.floor(tlen / 0x100000000), 8);
     a.header.writeUInt32BE(tlen >>> 0, 12);
@@ -804,6 +918,7 @@ export class FileStorage implements IStorage {
       throw e;
     }
     this.pos = a.nextpos;
+    a.blobs = []; // committed: the files stay
     for (const [oid, p] of a.tindex) this.index.set(oid, p);
     this.indexVersion++;
     this.ltid = a.tid;
@@ -831,50 +946,24 @@ export class FileStorage implements IStorage {
     } finally {
       this.active = null;
       this.commitLock.release();
+      this.removeTxnBlobs(a);
+    }
+  }
+
+  /** Remove the blob files an unfinished transaction moved in (after its records are gone). */
+  private removeTxnBlobs(a: ActiveTxn): void {
+    for (const f of a.blobs.splice(0)) {
+      try {
+        removeCommitted(f);
+      } catch (e) {
+        this.log.error({ err: String(e), file: f }, 'cannot remove the blob file of an aborted transaction');
+      }
     }
   }
 
   /** True while a transaction holds the commit lock. */
   get inTransaction(): boolean {
     return this.active !== null;
-  }
-
-  /**
-   * @internal The writer state raw-append.ts (appendRawTransactions, ZRS raw mode) works on;
-   * nothing else may use it. Raw appends run under the commit lock like any commit.
-   */
-  rawAppendInternals(): RawAppendInternals {
-    return {
-      path: this.path,
-      commitLock: this.commitLock,
-      check: () => {
-        this.checkOpen();
-        if (this.readOnly) throw new ReadOnlyError();
-      },
-      fd: () => this.fd,
-      reader: () => this.reader,
-      pos: () => this.pos,
-      lastTid: () => this.ltid,
-      index: () => this.index,
-      generation: () => this.generation,
-      advance: (end: number, lastTid: Tid, maxOid: Oid) => {
-        this.pos = end;
-        this.ltid = lastTid;
-        if (lastTid > this.ts) this.ts = lastTid;
-        if (maxOid > this.maxOid) this.maxOid = maxOid;
-        this.indexVersion++;
-      },
-      publish: (tid: Tid, oids: Oid[]) => {
-        for (const l of this.listeners) {
-          try {
-            l(tid, oids);
-          } catch (e) {
-            this.log.error({ err: String(e) }, 'commit listener failed');
-          }
-        }
-      },
-      supportsBlobs: () => (this as { supportsBlobs?: () => boolean }).supportsBlobs?.() ?? false,
-    };
   }
 
   // ---- undo ------------------------------------------------------------------------------
@@ -942,9 +1031,19 @@ export class FileStorage implements IStorage {
     const t = this.txnFind(utid);
     if (t.status !== STATUS_COMMITTED) throw new UndoError('non-undoable transaction');
     // snapshot so a failed undo leaves nothing behind
-    const snap = { chunks: a.chunks.length, len: a.len, tindex: new Map(a.tindex), pending: new Map(a.pending), maxOid: this.maxOid };
+    const snap = { chunks: a.chunks.length, len: a.len, tindex: new Map(a.tindex), pending: new Map(a.pending), maxOid: this.maxOid, blobs: a.blobs.length };
+    const rollback = () => {
+      a.chunks.length = snap.chunks;
+      a.len = snap.len;
+      a.tindex = snap.tindex;
+      a.pending = snap.pending;
+      this.maxOid = snap.maxOid;
+      // blob files copied by this call go again
+      for (const f of a.blobs.splice(snap.blobs)) removeCommitted(f);
+    };
     const errors = new Map<Oid, UndoError>();
     const written = new Set<Oid>();
+    try {
     for (const r of this.reader.records(t)) {
       const o = r.oid;
       try {
@@ -992,8 +1091,12 @@ export class FileStorage implements IStorage {
           }
         }
         if (r.prev === 0) this.addRecord(a, o, a.tid, ip, null, 0, false);
-        else if (copy) this.addRecord(a, o, a.tid, ip, null, r.prev, false);
-        else throw new UndoError('Some data were modified by a later transaction', o);
+        else if (copy) {
+          // undoing a blob change: the restored revision's file is copied for the undo tid
+          // (spec §13); undoing a creation (prev 0) writes no file
+          if (this.blobs) this.copyBlobForUndo(a, o, r.prev);
+          this.addRecord(a, o, a.tid, ip, null, r.prev, false);
+        } else throw new UndoError('Some data were modified by a later transaction', o);
         errors.delete(o);
         written.add(o);
       } catch (e) {
@@ -1001,16 +1104,45 @@ export class FileStorage implements IStorage {
         errors.set(o, e);
       }
     }
+    } catch (e) {
+      rollback();
+      throw e;
+    }
     if (errors.size) {
-      a.chunks.length = snap.chunks;
-      a.len = snap.len;
-      a.tindex = snap.tindex;
-      a.pending = snap.pending;
-      this.maxOid = snap.maxOid;
+      rollback();
       // Python raises MultipleUndoErrors even for a single failed oid
       throw new MultipleUndoErrors([...errors.values()]);
     }
     return [...written];
+  }
+
+  /**
+   * Undo writes a backpointer to the record at `back`: when that revision is a blob, copy its
+   * file (named by the tid of the data-bearing record) to the file of (oid, undo tid).
+   * A revision that cannot be loaded (removed) needs no file; a missing blob file is an error.
+   */
+  private copyBlobForUndo(a: ActiveTxn, oid: Oid, back: number): void {
+    let up: { data: Buffer; tid: Tid };
+    try {
+      up = this.reader.loadBack(oid, back);
+    } catch (e) {
+      if (e instanceof POSKeyError) return;
+      throw e;
+    }
+    if (!isBlobRecord(up.data)) return;
+    const blobs = this.blobs!;
+    const src = blobs.blobFilename(oid, up.tid);
+    if (!existsSync(src)) throw new POSKeyError(oid, `No blob file at ${src} (needed to undo a change of ${oidRepr(oid)})`);
+    const tmp = copyBlobToTemp(src, blobs.tempDir);
+    try {
+      blobs.oidPath(oid, true);
+      const target = blobs.blobFilename(oid, a.tid);
+      renameOrCopyBlob(tmp, target);
+      a.blobs.push(target);
+    } catch (e) {
+      removeCommitted(tmp);
+      throw e;
+    }
   }
 
   // ---- pack ------------------------------------------------------------------------------
@@ -1235,6 +1367,7 @@ export class FileStorage implements IStorage {
       }
       this.active = null;
       this.commitLock.release();
+      this.removeTxnBlobs(a);
     }
     this.closed = true;
     try {

@@ -4,3 +4,4 @@ export * from './errors.ts';
 export * from './interface.ts';
 export * from './mapping.ts';
 export * from './copy.ts';
+export * from './blob.ts';

@@ -1,0 +1,289 @@
+// FileStorage with a blob directory (IBlobStorage): layout, marker, tmp/, storeBlob moving the
+// file at store time, abort removing it, read-only committed files, loadBlob, undo, the Python
+// vectors (filestorage §13, §16 #55, #56).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BLOB_RECORD,
+  POSKeyError,
+  StorageError,
+  TransactionMetaData,
+  isBlobRecord,
+  isBlobStorage,
+  fromHex,
+  tidRepr,
+  z64,
+  type Oid,
+  type Tid,
+} from '@zeo-ts/storage';
+import { ROOT_RECORD, commit, rejectsWith, undoId, undoTxn, vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
+import { FileStorage } from '../src/index.ts';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'fsblob-'));
+const skip = vectorsSkip('filestorage');
+
+/** a file with `content` in the storage's temporary directory */
+function tmpBlob(s: FileStorage, content: string): string {
+  const p = join(s.temporaryDirectory(), `up-${Math.random().toString(16).slice(2)}.tmp`);
+  writeFileSync(p, content);
+  return p;
+}
+
+async function commitBlob(s: FileStorage, oid: Oid, serial: Tid, content: string, o: { tid?: Tid; description?: string } = {}): Promise<Tid> {
+  const txn = new TransactionMetaData('', o.description ?? '');
+  await s.tpc_begin(txn, o.tid);
+  try {
+    await s.storeBlob(oid, serial, BLOB_RECORD, tmpBlob(s, content), txn);
+    await s.tpc_vote(txn);
+    return await s.tpc_finish(txn);
+  } catch (e) {
+    await s.tpc_abort(txn);
+    throw e;
+  }
+}
+
+/** every file below dir (relative paths, sorted), for comparing blob directories */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      const r = rel ? `${rel}/${n}` : n;
+      if (statSync(p).isDirectory()) walk(p, r);
+      else out.push(r);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+function writable(p: string): boolean {
+  return (statSync(p).mode & 0o222) !== 0;
+}
+
+test('filestorage §13 §16 #55: a new blob directory is bushy with a .layout marker and tmp/', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    assert.equal(s.supportsBlobs(), true);
+    assert.equal(isBlobStorage(s), true);
+    assert.equal(readFileSync(join(d, 'blobs', '.layout'), 'latin1'), 'bushy');
+    assert.equal(s.temporaryDirectory(), join(d, 'blobs', 'tmp'));
+    assert.ok(statSync(s.temporaryDirectory()).isDirectory());
+    await commit(s, [{ oid: z64, serial: z64, data: ROOT_RECORD }]);
+    const t = await commitBlob(s, 1n, z64, 'hello blob');
+    const f = await s.loadBlob(1n, t);
+    assert.equal(f, join(d, 'blobs', '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', '0x01', `${tidRepr(t)}.blob`));
+    assert.equal(readFileSync(f, 'utf8'), 'hello blob');
+    assert.equal(writable(f), false, 'committed blob files are read-only');
+    assert.deepEqual((await s.load(1n)).data, BLOB_RECORD);
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13: automatic layout selection: marker, else bushy for empty/dot-only, else lawn; a mismatched marker fails', async () => {
+  const d = tmp();
+  // an old unmarked directory with content: lawn
+  mkdirSync(join(d, 'old'));
+  mkdirSync(join(d, 'old', '0x01'));
+  const s1 = new FileStorage(join(d, 'a.fs'), { blobDir: join(d, 'old') });
+  assert.equal(s1.blobs!.layoutName, 'lawn');
+  await commit(s1, [{ oid: z64, serial: z64, data: ROOT_RECORD }]);
+  const t = await commitBlob(s1, 0x1234n, z64, 'lawn file');
+  assert.equal(await s1.loadBlob(0x1234n, t), join(d, 'old', '0x1234', `${tidRepr(t)}.blob`));
+  await s1.close();
+  assert.equal(readFileSync(join(d, 'old', '.layout'), 'latin1'), 'lawn');
+  // dot-files only: bushy
+  mkdirSync(join(d, 'dots'));
+  writeFileSync(join(d, 'dots', '.hidden'), '');
+  const s2 = new FileStorage(join(d, 'b.fs'), { blobDir: join(d, 'dots') });
+  assert.equal(s2.blobs!.layoutName, 'bushy');
+  await s2.close();
+  // configured layout against a marker: error naming the directory
+  assert.throws(
+    () => new FileStorage(join(d, 'c.fs'), { blobDir: join(d, 'dots'), blobLayout: 'lawn' }),
+    (e: unknown) => e instanceof StorageError && /dots/.test(e.message) && /bushy/.test(e.message),
+  );
+  // and the lock was released: the data file opens again
+  await new FileStorage(join(d, 'c.fs')).close();
+});
+
+test('filestorage §13: storeBlob moves the file at store time; tpc_abort (before or after vote) removes it', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    const t0 = await commit(s, [{ oid: z64, serial: z64, data: ROOT_RECORD }]);
+    for (const vote of [false, true]) {
+      const txn = new TransactionMetaData();
+      await s.tpc_begin(txn);
+      const src = tmpBlob(s, 'aborted');
+      await s.storeBlob(1n, z64, BLOB_RECORD, src, txn);
+      assert.equal(existsSync(src), false, 'the file was moved at store time');
+      const moved = readdirSync(s.blobs!.oidPath(1n));
+      assert.equal(moved.length, 1);
+      if (vote) await s.tpc_vote(txn);
+      await s.tpc_abort(txn);
+      assert.deepEqual(readdirSync(s.blobs!.oidPath(1n)), [], `abort ${vote ? 'after' : 'before'} vote removes the file`);
+      await rejectsWith(s.load(1n), POSKeyError, 'aborted blob object');
+    }
+    assert.equal(s.lastTransaction(), t0);
+    // a conflicting storeBlob leaves the caller's file where it was and adds no record
+    const t1 = await commitBlob(s, 1n, z64, 'one');
+    const txn = new TransactionMetaData();
+    await s.tpc_begin(txn);
+    const src = tmpBlob(s, 'stale');
+    await rejectsWith(s.storeBlob(1n, z64, BLOB_RECORD, src, txn), Error, 'stale serial');
+    assert.equal(existsSync(src), true);
+    await s.tpc_abort(txn);
+    assert.deepEqual(s.blobs!.tidsOf(1n), [t1]);
+    // a missing upload file: error naming it, no record left behind
+    const txn2 = new TransactionMetaData();
+    await s.tpc_begin(txn2);
+    const missing = join(s.temporaryDirectory(), 'nope.tmp');
+    await assert.rejects(s.storeBlob(1n, t1, BLOB_RECORD, missing, txn2), (e: unknown) => e instanceof StorageError && e.message.includes('nope.tmp'));
+    await s.tpc_vote(txn2);
+    await s.tpc_finish(txn2);
+    assert.equal((await s.load(1n)).tid, t1, 'the failed storeBlob left no record');
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13: loadBlob of a missing revision is POSKeyError; committed blobs survive reopen; close mid-transaction removes its files', async () => {
+  const d = tmp();
+  const opts = { blobDir: join(d, 'blobs') };
+  let s = new FileStorage(join(d, 'Data.fs'), opts);
+  await commit(s, [{ oid: z64, serial: z64, data: ROOT_RECORD }]);
+  const t1 = await commitBlob(s, 1n, z64, 'v1');
+  const t2 = await commitBlob(s, 1n, t1, 'v2');
+  await rejectsWith(s.loadBlob(1n, t2 + 1n), POSKeyError, 'no such revision');
+  await rejectsWith(s.loadBlob(2n, t2), POSKeyError, 'no such object');
+  const txn = new TransactionMetaData();
+  await s.tpc_begin(txn);
+  await s.storeBlob(1n, t2, BLOB_RECORD, tmpBlob(s, 'never'), txn);
+  await s.close();
+  assert.deepEqual(s.blobs!.tidsOf(1n), [t1, t2]);
+  s = new FileStorage(join(d, 'Data.fs'), opts);
+  try {
+    assert.equal(readFileSync(await s.loadBlob(1n, t1), 'utf8'), 'v1');
+    assert.equal(readFileSync(await s.loadBlob(1n, (await s.load(1n)).tid), 'utf8'), 'v2');
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13: without a blob directory supportsBlobs() is false and the blob methods throw StorageError', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'));
+  try {
+    assert.equal(s.supportsBlobs(), false);
+    assert.equal(isBlobStorage(s), false);
+    assert.throws(() => s.temporaryDirectory(), StorageError);
+    await rejectsWith(s.loadBlob(1n, 1n), StorageError, 'loadBlob');
+    const txn = new TransactionMetaData();
+    await s.tpc_begin(txn);
+    await rejectsWith(s.storeBlob(1n, z64, BLOB_RECORD, join(d, 'x'), txn), StorageError, 'storeBlob');
+    await rejectsWith(s.restoreBlob(1n, 1n, BLOB_RECORD, join(d, 'x'), null, txn), StorageError, 'restoreBlob');
+    await s.tpc_abort(txn);
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13: restoreBlob names the file after the record serial; a null file restores only the record', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    const tid = 0x03f58e0100000000n;
+    const txn = new TransactionMetaData();
+    await s.tpc_begin(txn, tid);
+    await s.restore(z64, tid, ROOT_RECORD, null, txn);
+    await s.restoreBlob(1n, tid, BLOB_RECORD, tmpBlob(s, 'restored'), null, txn);
+    await s.restoreBlob(2n, tid, BLOB_RECORD, null, null, txn);
+    await s.tpc_vote(txn);
+    await s.tpc_finish(txn);
+    assert.equal(readFileSync(join(d, 'blobs', '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', '0x01', '0x03f58e0100000000.blob'), 'utf8'), 'restored');
+    await rejectsWith(s.loadBlob(2n, tid), POSKeyError, 'restored without a file');
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13 §16 #56: undo of a blob change copies the earlier revision to the undo tid; undo of a creation writes none; abort removes the copy', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    const t0 = await commit(s, [{ oid: z64, serial: z64, data: ROOT_RECORD }]);
+    const t1 = await commitBlob(s, 1n, z64, 'hello blob');
+    const t2 = await commitBlob(s, 1n, t1, 'second');
+    // aborted undo leaves nothing
+    const txn = new TransactionMetaData();
+    await s.tpc_begin(txn);
+    await s.undo(undoId(t2), txn);
+    assert.equal(s.blobs!.tidsOf(1n).length, 3);
+    await s.tpc_abort(txn);
+    assert.deepEqual(s.blobs!.tidsOf(1n), [t1, t2]);
+    const [t3] = await undoTxn(s, undoId(t2));
+    assert.equal((await s.load(1n)).tid, t3);
+    assert.equal(readFileSync(await s.loadBlob(1n, t3), 'utf8'), 'hello blob');
+    assert.equal(writable(await s.loadBlob(1n, t3)), false);
+    // undo the undo: back to 'second'
+    const [t4] = await undoTxn(s, undoId(t3));
+    assert.equal(readFileSync(await s.loadBlob(1n, t4), 'utf8'), 'second');
+    // undo of a creation: no file for its tid
+    const t5 = await commitBlob(s, 2n, z64, 'created');
+    const [t6] = await undoTxn(s, undoId(t5));
+    await rejectsWith(s.load(2n), POSKeyError, 'undone creation');
+    await rejectsWith(s.loadBlob(2n, t6), POSKeyError, 'no file for an undone creation');
+    assert.deepEqual(s.blobs!.tidsOf(2n), [t5]);
+    void t0;
+  } finally {
+    await s.close();
+  }
+});
+
+/** a writable copy of the Python blob vector (Data.fs + blobs/) */
+function copyBlobVector(): string {
+  const d = tmp();
+  cpSync(vectorsDir('filestorage', 'blob'), d, { recursive: true });
+  const fix = (p: string) => {
+    chmodSync(p, 0o755);
+    for (const n of readdirSync(p)) {
+      const q = join(p, n);
+      if (statSync(q).isDirectory()) fix(q);
+      else if (n === 'Data.fs') chmodSync(q, 0o644);
+    }
+  };
+  fix(d);
+  return d;
+}
+
+test('filestorage §13 §16 #55 #56: the Python blob vector: layout, every revision, undo copy, and we can commit on top', { skip }, async () => {
+  const d = copyBlobVector();
+  const before = tree(join(d, 'blobs'));
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    assert.equal(s.blobs!.layoutName, 'bushy');
+    const T1 = fromHex('03f58e0100000000');
+    const T2 = fromHex('03f58e0200000000');
+    const T3 = fromHex('03f58e0300000000');
+    assert.deepEqual(await s.load(1n), { data: BLOB_RECORD, tid: T3 });
+    assert.ok(isBlobRecord((await s.load(1n)).data));
+    assert.ok(!isBlobRecord((await s.load(0n)).data));
+    assert.equal(readFileSync(await s.loadBlob(1n, T1), 'utf8'), 'hello blob');
+    assert.equal(readFileSync(await s.loadBlob(1n, T2), 'utf8'), 'second');
+    assert.equal(readFileSync(await s.loadBlob(1n, T3), 'utf8'), 'hello blob');
+    assert.deepEqual(s.blobs!.tidsOf(1n), [T1, T2, T3]);
+    // opening created only tmp/
+    assert.deepEqual(tree(join(d, 'blobs')), before);
+    assert.ok(existsSync(join(d, 'blobs', 'tmp')));
+    const t4 = await commitBlob(s, 1n, T3, 'ours');
+    assert.equal(readFileSync(await s.loadBlob(1n, t4), 'utf8'), 'ours');
+  } finally {
+    await s.close();
+  }
+});
