@@ -8,8 +8,23 @@
  * Memory: the pack-time index (oid → position), the reachable index and the output index; no
  * object data is kept beyond one transaction.
  */
-import { closeSync, existsSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { POSKeyError, ReadOnlyError, TimeStamp, oidRepr, type Oid, type Tid } from '@zeo-ts/storage';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  BLOB_SUFFIX,
+  LAYOUT_MARKER,
+  POSKeyError,
+  ReadOnlyError,
+  TimeStamp,
+  isBlobRecord,
+  oidRepr,
+  p64,
+  removeCommitted,
+  removeCommittedDir,
+  type BlobDirectory,
+  type Oid,
+  type Tid,
+} from '@zeo-ts/storage';
 import { CorruptedError, FileStorageError, PackError } from './errors.ts';
 import { BlockCache, FileReader, type TxnHeaderAt } from './file-reader.ts';
 import { BACKPOINTER_RECORD_LEN, DATA_HDR_LEN, MAGIC_FS30, MAGIC_LEN, STATUS_CHECKPOINT, STATUS_PACKED, decodeDataHeader, encodeDataRecord, p64pos, writePos } from './format.ts';
@@ -44,10 +59,19 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
   const oldPath = storage.path + '.old';
   const packPath = storage.path + '.pack';
   let haveLock = false;
+  const blobs = storage.blobs;
+  let removedFd: number | null = null;
   try {
     if (existsSync(oldPath)) unlinkSync(oldPath);
+    if (blobs) {
+      // B.old of the previous pack goes; unreachable blob revisions are listed in B/.removed
+      // while copying (spec §13). As Python, a pack that ends early leaves that list behind.
+      if (existsSync(blobs.dir + '.old')) removeCommittedDir(blobs.dir + '.old');
+      removedFd = openSync(join(blobs.dir, '.removed'), 'w');
+    }
     const refs: RefFinder = inner.referencesf ?? (gc ? await defaultReferencesf() : () => []);
     const packer = new Packer(storage.path, packPath, inner.pos(), packtid, gc, refs, log, () => inner.pos(), storage.len());
+    packer.removedFd = removedFd;
     let result: { size: number; index: FsIndex } | null;
     try {
       result = await packer.run(
@@ -66,6 +90,10 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
       throw e;
     } finally {
       packer.close();
+      if (removedFd !== null) {
+        closeSync(removedFd);
+        removedFd = null;
+      }
     }
     if (!result) return;
     if (inner.closed()) {
@@ -74,14 +102,98 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
     }
     inner.swap(packPath, result.index, result.size);
     log.info({ size: result.size }, 'pack finished');
+    if (blobs) {
+      // as Python: the blob files are dealt with after the commit lock is released (commits go
+      // on; this runs synchronously, so no store can interleave with the directory cleanup)
+      inner.commitLock.release();
+      haveLock = false;
+      removeBlobsTaggedDuringPack(blobs, inner.keepOld, log);
+    }
   } finally {
+    if (removedFd !== null) closeSync(removedFd);
     if (haveLock) inner.commitLock.release();
     storage.packing = false;
   }
   if (!inner.keepOld && existsSync(oldPath)) unlinkSync(oldPath);
 }
 
+/**
+ * After the pack's file swap: move (pack-keep-old) or delete the oid directories and revision
+ * files listed in B/.removed, remove directories left empty, delete the list; with keep-old,
+ * hard-link every remaining blob file into B.old so that it mirrors Data.fs.old (spec §13).
+ */
+export function removeBlobsTaggedDuringPack(blobs: BlobDirectory, keepOld: boolean, log: FileStorage['log']): void {
+  const base = blobs.dir;
+  const old = base + '.old';
+  const removedPath = join(base, '.removed');
+  /** remove the directory holding `path` while it is empty, then its parents, never B itself */
+  const removeEmptyParents = (path: string) => {
+    let d = dirname(path);
+    for (let i = 0; i < 64 && d.length > base.length && d.startsWith(base); i++) {
+      if (readdirSync(d).length) return;
+      rmdirSync(d);
+      d = dirname(d);
+    }
+  };
+  const moveToOld = (path: string) => {
+    const dest = old + path.slice(base.length);
+    mkdirSync(dirname(dest), { recursive: true });
+    renameSync(path, dest);
+  };
+  if (keepOld) {
+    mkdirSync(old);
+    linkSync(join(base, LAYOUT_MARKER), join(old, LAYOUT_MARKER));
+  }
+  const text = readFileSync(removedPath, 'latin1');
+  let files = 0;
+  let dirs = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    if (!/^[0-9a-f]+$/.test(line) || (line.length !== 16 && line.length !== 32)) throw new FileStorageError(`bad record ${JSON.stringify(line)} in ${removedPath}`);
+    const oid = BigInt('0x' + line.slice(0, 16));
+    if (line.length === 16) {
+      const path = blobs.oidPath(oid);
+      if (!existsSync(path)) continue;
+      if (keepOld) moveToOld(path);
+      else removeCommittedDir(path);
+      dirs++;
+      removeEmptyParents(path);
+    } else {
+      const path = blobs.blobFilename(oid, BigInt('0x' + line.slice(16)));
+      if (!existsSync(path)) continue;
+      if (keepOld) moveToOld(path);
+      else removeCommitted(path);
+      files++;
+      removeEmptyParents(path);
+    }
+  }
+  unlinkSync(removedPath);
+  let linked = 0;
+  if (keepOld) {
+    const stack = [base];
+    for (let guard = 0; stack.length; guard++) {
+      if (guard > 1e9) throw new FileStorageError(`walk of ${base} does not end`);
+      const d = stack.pop()!;
+      for (const n of readdirSync(d)) {
+        const p = join(d, n);
+        const st = statSync(p);
+        if (st.isDirectory()) stack.push(p);
+        else if (n.endsWith(BLOB_SUFFIX)) {
+          const dest = old + p.slice(base.length);
+          mkdirSync(dirname(dest), { recursive: true });
+          linkSync(p, dest);
+          linked++;
+        }
+      }
+    }
+  }
+  log.info({ blobDir: base, removedFiles: files, removedOids: dirs, keptInOld: linked }, 'pack: blob files handled');
+}
+
 class Packer {
+  /** B/.removed, when the storage has blobs */
+  removedFd: number | null = null;
   private readonly input: FileReader;
   private outFd: number | null = null;
   private out: FileReader | null = null;
@@ -324,7 +436,10 @@ class Packer {
         const dh = this.input.readDataHeader(rpos);
         const here = rpos;
         rpos += dh.plen > 0 ? DATA_HDR_LEN + dh.plen : BACKPOINTER_RECORD_LEN;
-        if (!this.isReachable(dh.oid, here)) continue;
+        if (!this.isReachable(dh.oid, here)) {
+          if (this.removedFd !== null) this.noteRemovedBlob(dh.oid, dh.tid, here);
+          continue;
+        }
         const r = this.input.readRecord(here);
         if (parts.length === 0) {
           const hdr = this.input.readExact(pos, h.hlen, 'transaction header');
@@ -358,6 +473,25 @@ class Packer {
       pos = h.end + 8;
       if (++n % 1000 === 0) this.log.info({ pos, packpos: this.packpos, out: this.outPos }, 'pack: copying to pack time');
       await this.maybeYield();
+    }
+  }
+
+  /**
+   * A skipped record: when its data (through backpointers) is a blob record, list it in
+   * B/.removed: the oid alone when it is unreachable, else oid+tid, unless the reachable record
+   * has the same tid (a duplicate record of one revision).
+   */
+  private noteRemovedBlob(oid: Oid, tid: Tid, pos: number): void {
+    if (!isBlobRecord(this.resolvedData(oid, pos))) return;
+    const rpos = this.reachable.get(oid);
+    if (rpos !== 0 && this.input.readDataHeader(rpos).tid === tid) return;
+    const line = rpos === 0 ? p64(oid).toString('hex') : Buffer.concat([p64(oid), p64(tid)]).toString('hex');
+    const b = Buffer.from(line + '\n', 'latin1');
+    let off = 0;
+    while (off < b.length) {
+      const n = writeSync(this.removedFd!, b, off, b.length - off);
+      if (n <= 0) throw new FileStorageError('write of .removed failed');
+      off += n;
     }
   }
 

@@ -19,7 +19,7 @@ import {
   type Oid,
   type Tid,
 } from '@zeo-ts/storage';
-import { ROOT_RECORD, commit, rejectsWith, undoId, undoTxn, vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
+import { ROOT_RECORD, commit, makeRecord, rejectsWith, tidAt, timeAt, undoId, undoTxn, vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { FileStorage } from '../src/index.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'fsblob-'));
@@ -283,6 +283,94 @@ test('filestorage §13 §16 #55 #56: the Python blob vector: layout, every revis
     assert.ok(existsSync(join(d, 'blobs', 'tmp')));
     const t4 = await commitBlob(s, 1n, T3, 'ours');
     assert.equal(readFileSync(await s.loadBlob(1n, t4), 'utf8'), 'ours');
+  } finally {
+    await s.close();
+  }
+});
+
+/** T1: root → blobs 1, 2; T2: blob 1 rewritten; T3: root drops 2; T4 (after the pack time): blob 1 again */
+async function packScenario(s: FileStorage): Promise<{ T1: Tid; T2: Tid; T3: Tid; T4: Tid }> {
+  const txn = new TransactionMetaData();
+  const T1 = tidAt(1);
+  await s.tpc_begin(txn, T1);
+  await s.store(z64, z64, makeRecord({ refs: [1n, 2n] }), txn);
+  await s.storeBlob(1n, z64, BLOB_RECORD, tmpBlob(s, 'one v1'), txn);
+  await s.storeBlob(2n, z64, BLOB_RECORD, tmpBlob(s, 'two'), txn);
+  await s.tpc_vote(txn);
+  await s.tpc_finish(txn);
+  const T2 = await commitBlob(s, 1n, T1, 'one v2', { tid: tidAt(2) });
+  const T3 = await commit(s, [{ oid: z64, serial: T1, data: makeRecord({ refs: [1n] }) }], { tid: tidAt(3) });
+  const T4 = await commitBlob(s, 1n, T2, 'one v4', { tid: tidAt(4) });
+  return { T1, T2, T3, T4 };
+}
+
+const oidDir = (b: string, oid: number) => join(b, '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', '0x00', `0x0${oid}`);
+
+for (const keepOld of [true, false]) {
+  test(`filestorage §13 §16 #57: GC pack ${keepOld ? 'moves' : 'deletes'} exactly the .removed blob revisions${keepOld ? '; B.old mirrors Data.fs.old' : ''}`, async () => {
+    const d = tmp();
+    const B = join(d, 'blobs');
+    const s = new FileStorage(join(d, 'Data.fs'), { blobDir: B, packKeepOld: keepOld });
+    try {
+      const { T1, T2, T4 } = await packScenario(s);
+      await s.pack(timeAt(3, 30), true);
+      // oid 2 is garbage: its whole directory goes; oid 1 loses the revision of T1 only
+      assert.deepEqual(tree(B), ['.layout', `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x01/${tidRepr(T2)}.blob`, `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x01/${tidRepr(T4)}.blob`]);
+      assert.equal(existsSync(oidDir(B, 2)), false);
+      assert.equal(existsSync(join(B, 'tmp')), true);
+      assert.equal(existsSync(join(B, '.removed')), false);
+      assert.equal(readFileSync(await s.loadBlob(1n, T2), 'utf8'), 'one v2');
+      assert.equal(readFileSync(await s.loadBlob(1n, T4), 'utf8'), 'one v4');
+      await rejectsWith(s.loadBlob(1n, T1), POSKeyError, 'packed-away revision');
+      if (keepOld) {
+        assert.deepEqual(tree(B + '.old'), [
+          '.layout',
+          `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x01/${tidRepr(T1)}.blob`,
+          `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x01/${tidRepr(T2)}.blob`,
+          `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x01/${tidRepr(T4)}.blob`,
+          `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x02/${tidRepr(T1)}.blob`,
+        ]);
+        assert.equal(readFileSync(join(oidDir(B + '.old', 1), `${tidRepr(T1)}.blob`), 'utf8'), 'one v1');
+        assert.equal(statSync(join(oidDir(B + '.old', 1), `${tidRepr(T2)}.blob`)).ino, statSync(await s.loadBlob(1n, T2)).ino, 'kept files are hard links');
+        // the next pack starts by deleting B.old
+        await commitBlob(s, 1n, T4, 'one v5');
+        await s.pack(Date.now() / 1000 + 60, true);
+        assert.deepEqual(tree(B + '.old').filter((f) => f.includes('0x02/')), []);
+      } else {
+        assert.equal(existsSync(B + '.old'), false);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+test('filestorage §13: a pack that frees nothing leaves the blob files alone (Python leaves an empty .removed)', async () => {
+  const d = tmp();
+  const B = join(d, 'blobs');
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: B });
+  try {
+    await commit(s, [{ oid: z64, serial: z64, data: makeRecord({ refs: [1n] }) }], { tid: tidAt(1) });
+    const T2 = await commitBlob(s, 1n, z64, 'only', { tid: tidAt(2) });
+    const before = tree(B);
+    await s.pack(timeAt(5), true);
+    assert.deepEqual(tree(B), [...before, '.removed'].sort());
+    assert.equal(readFileSync(join(B, '.removed'), 'latin1'), '');
+    assert.equal(readFileSync(await s.loadBlob(1n, T2), 'utf8'), 'only');
+  } finally {
+    await s.close();
+  }
+});
+
+test('filestorage §13: undo after a pack still copies the kept revision; blobs of revisions after the pack time stay', async () => {
+  const d = tmp();
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    const { T2, T4 } = await packScenario(s);
+    await s.pack(timeAt(3, 30), true);
+    const [T5] = await undoTxn(s, undoId(T4));
+    assert.equal(readFileSync(await s.loadBlob(1n, T5), 'utf8'), 'one v2');
+    assert.deepEqual(s.blobs!.tidsOf(1n), [T2, T4, T5]);
   } finally {
     await s.close();
   }
