@@ -214,6 +214,8 @@ async function openStorage(s: ServedStorage, readOnlyServer: boolean, cwd: strin
         packGc: o.pack_gc as boolean,
         packKeepOld: o.pack_keep_old as boolean,
         quota: (o.quota as number | null) ?? undefined,
+        // blob-dir (operations §3.4.1): blob support, relative to the working directory
+        blobDir: o.blob_dir ? resolve(cwd, o.blob_dir as string) : undefined,
       });
     case 'mappingstorage':
       return new MappingStorage({ name: (o.name as string) ?? 'Mapping Storage' });

@@ -12,7 +12,9 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import pino, { type Logger } from 'pino';
 import {
   ClientDisconnected,
@@ -22,6 +24,7 @@ import {
   StorageError,
   StorageTransactionError,
   TransactionMetaData,
+  Unsupported,
   maxtid,
   p64,
   u64,
@@ -29,6 +32,7 @@ import {
   type CommitListener,
   type HistoryEntry,
   type IStorage,
+  type IBlobStorage,
   type LoadBeforeResult,
   type LoadResult,
   type Oid,
@@ -52,6 +56,7 @@ import {
 import { ClientCache } from '@zeo-ts/client-cache';
 import { decodeExtension, encodeExtension } from '@zeo-ts/pickle';
 import { clientCodecs } from './z5-client.ts';
+import { BlobCache, UPLOAD_CHUNK_SIZE } from './blob-cache.ts';
 import { addressListRepr, addressRepr, normalizeAddresses, type AddressLike, type ServerAddress } from './address.ts';
 
 /** TLS settings of a client (zeo5-protocol §14.2, operations §4.5). Paths or PEM contents. */
@@ -131,6 +136,14 @@ export interface ClientStorageOptions {
   heartbeatInterval?: number;
   /** bound on invalidations queued during verification (default 100000) */
   maxQueuedInvalidations?: number;
+  /** blob directory: the blob cache ('zeocache' layout), or the server's blob directory when sharedBlobDir */
+  blobDir?: string | null;
+  /** blobDir is the server's own blob directory (shared file system): blobs never travel */
+  sharedBlobDir?: boolean;
+  /** blob cache limit in bytes (null: unbounded; ignored with sharedBlobDir) */
+  blobCacheSize?: number | null;
+  /** percent of blobCacheSize downloaded between two size checks (below 100, default 10) */
+  blobCacheSizeCheck?: number;
   logger?: Logger;
 }
 
@@ -152,6 +165,10 @@ interface TxnState {
   writes: Map<Oid, Buffer | null>;
   /** oids the server changed itself (vote result): never cached from our data */
   serverChanged: Set<Oid>;
+  /** uploaded blob files (in the blob directory) to keep in the blob cache after tpc_finish */
+  blobs: Array<{ oid: Oid; file: string }>;
+  /** blob uploads of this transaction, one after the other (one upload at a time per connection) */
+  uploading: Promise<void>;
 }
 
 /** Why a verification refused a server (cache newer than server). */
@@ -261,11 +278,13 @@ function tidFromUndoId(id: Buffer): Tid | null {
   return raw.length === 8 ? u64(raw) : null;
 }
 
-export class ClientStorage implements IStorage {
+export class ClientStorage implements IBlobStorage {
   readonly addresses: ServerAddress[];
   readonly storageName: string;
   readonly log: Logger;
   readonly cache: ClientCache;
+  /** the blob directory (cache or shared), when configured */
+  readonly blobs: BlobCache | null;
   private readonly opts: Required<Pick<ClientStorageOptions, 'readOnly' | 'readOnlyFallback' | 'waitTimeout' | 'minDisconnectPoll' | 'maxDisconnectPoll' | 'registrationRetry' | 'serverSync' | 'maxQueuedInvalidations' | 'connectTimeout'>> & ClientStorageOptions;
   private readonly displayName: string;
   private active: ServerConn | null = null;
@@ -310,6 +329,17 @@ export class ClientStorage implements IStorage {
       throw new RangeError(`invalid disconnect poll range ${this.opts.minDisconnectPoll}..${this.opts.maxDisconnectPoll}`);
     }
     this.displayName = options.name || addressListRepr(this.addresses);
+    this.blobs = options.blobDir
+      ? new BlobCache({
+          dir: options.blobDir,
+          shared: options.sharedBlobDir ?? false,
+          cacheSize: options.blobCacheSize ?? null,
+          cacheSizeCheck: options.blobCacheSizeCheck ?? 10,
+          logger: this.log.child({ name: 'ZEO.ClientStorage.blobs' }),
+        })
+      : null;
+    // as the reference: a size check when the client starts
+    if (this.blobs?.cacheSize != null) void this.blobs.checkSize();
   }
 
   /**
@@ -671,9 +701,19 @@ export class ClientStorage implements IStorage {
         return undefined;
       case 'receiveBlobStart':
       case 'receiveBlobChunk':
-      case 'receiveBlobStop':
-        this.log.warn({ method }, 'blob download without a blob directory: ignored');
+      case 'receiveBlobStop': {
+        const b = this.blobs;
+        if (!b || b.shared) {
+          this.log.warn({ method }, 'blob download without a blob cache directory: ignored');
+          return undefined;
+        }
+        const oid = tidOf(args[0], 'blob oid');
+        const serial = tidOf(args[1], 'blob serial');
+        if (method === 'receiveBlobStart') b.receiveStart(oid, serial);
+        else if (method === 'receiveBlobChunk') b.receiveChunk(oid, serial, bytes(args[2], 'blob chunk'));
+        else b.receiveStop(oid, serial);
         return undefined;
+      }
       default:
         this.log.error({ method }, 'unknown server call ignored');
         return undefined;
@@ -894,7 +934,7 @@ export class ClientStorage implements IStorage {
       let ext: WireValue = {};
       if (txn.extension.length) ext = towire(decodeExtension(txn.extension));
       sc.conn.callOneWay('tpc_begin', [txnid, txn.user, txn.description, ext, tid === undefined ? null : p64(tid), status ?? ' ']);
-      this.current = { txn, txnid, sc, phase: 'begun', writes: new Map(), serverChanged: new Set() };
+      this.current = { txn, txnid, sc, phase: 'begun', writes: new Map(), serverChanged: new Set(), blobs: [], uploading: Promise.resolve() };
     } catch (e) {
       this.releaseTpcLock();
       throw e;
@@ -946,7 +986,9 @@ export class ClientStorage implements IStorage {
   }
 
   async tpc_vote(txn: TransactionMetaData): Promise<Oid[] | undefined> {
-    const t = this.check(txn, 'tpc_vote');
+    let t = this.check(txn, 'tpc_vote');
+    await t.uploading;
+    t = this.check(txn, 'tpc_vote');
     // bounded: at most MAX_VOTE_ROUNDS vote rounds with client conflict resolution (C-9)
     for (let round = 1; ; round++) {
       let r: WireValue;
@@ -1030,7 +1072,10 @@ export class ClientStorage implements IStorage {
           this.notify(tid, oids);
         },
       });
-      return tidOf(r, 'tpc_finish tid');
+      const tid = tidOf(r, 'tpc_finish tid');
+      const b = this.blobs;
+      if (b && !b.shared) for (const x of t.blobs.splice(0)) await b.commitUpload(x.oid, tid, x.file);
+      return tid;
     } catch (e) {
       // outcome unknown: drop the connection so the cache is verified again (§10.8)
       if (!(e instanceof ClientDisconnected)) sc.conn.close();
@@ -1053,9 +1098,135 @@ export class ClientStorage implements IStorage {
   }
 
   private endTxn(t: TxnState): void {
+    // uploads not kept in the cache (abort, failure; in shared mode the server took them)
+    for (const x of t.blobs.splice(0)) this.blobs?.discard(x.file);
     if (this.current !== t) return;
     this.current = null;
     this.releaseTpcLock();
+  }
+
+  // ------------------------------------------------------------------ blobs (IBlobStorage, §8.4)
+
+  /** true when a blob directory is configured (the server must also advertise IBlobStorage). */
+  supportsBlobs(): boolean {
+    return this.blobs !== null;
+  }
+
+  /** Whether the server's storage supports blobs (its get_info interfaces, §13). */
+  serverSupportsBlobs(): boolean {
+    const ifaces = this.info['interfaces'];
+    return Array.isArray(ifaces) && ifaces.some((p) => Array.isArray(p) && p[1] === 'IBlobStorage');
+  }
+
+  private requireBlobs(what: string): BlobCache {
+    if (!this.blobs) throw new Unsupported(`${what}: no blob cache directory is configured (blob-dir)`);
+    return this.blobs;
+  }
+
+  temporaryDirectory(): string {
+    return this.requireBlobs('temporaryDirectory').temporaryDirectory();
+  }
+
+  /**
+   * `store` plus a blob (C-15): the file is moved into the blob directory at once, then `storea`
+   * and either `storeBlobShared` (shared directory) or `storeBlobStart`, the file in chunks of at
+   * most 59000 bytes (waiting for the socket to drain) and `storeBlobEnd`. After tpc_finish the
+   * file becomes the cached blob of the new revision.
+   */
+  async storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
+    const b = this.requireBlobs('storeBlob');
+    let t = this.check(txn, 'storeBlob');
+    const file = await b.adoptUpload(oid, serial, blobFilename);
+    t.blobs.push({ oid, file });
+    t = this.check(txn, 'storeBlob');
+    const run = t.uploading.then(() => this.uploadBlob(b, t, oid, serial, data, file));
+    t.uploading = run.catch(() => undefined);
+    await run;
+  }
+
+  private async uploadBlob(b: BlobCache, t: TxnState, oid: Oid, serial: Tid, data: Buffer, file: string): Promise<void> {
+    this.check(t.txn, 'storeBlob');
+    const oidB = p64(oid);
+    const serialB = p64(serial);
+    this.oneWay(t, 'storea', [oidB, serialB, data, t.txnid]);
+    t.writes.set(oid, data);
+    if (b.shared) {
+      this.oneWay(t, 'storeBlobShared', [oidB, serialB, data, basename(file), t.txnid]);
+      return;
+    }
+    const fh = await openFile(file, 'r');
+    try {
+      this.oneWay(t, 'storeBlobStart', []);
+      let pos = 0;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(UPLOAD_CHUNK_SIZE);
+        const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK_SIZE, pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        this.check(t.txn, 'storeBlob');
+        this.oneWay(t, 'storeBlobChunk', [bytesRead === UPLOAD_CHUNK_SIZE ? buf : buf.subarray(0, bytesRead)]);
+        if (!t.sc.conn.writable) await t.sc.conn.waitDrain();
+      }
+      this.check(t.txn, 'storeBlob');
+      this.oneWay(t, 'storeBlobEnd', [oidB, serialB, data, t.txnid]);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** `restore` with a blob file is not part of ZEO 5 (no restoreBlob on the wire): only without a file. */
+  async restoreBlob(oid: Oid, serial: Tid, data: Buffer | null, blobFilename: string | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    if (blobFilename !== null) throw new Unsupported('restoreBlob with a blob file: ZEO has no way to send it (the reference ClientStorage is not IBlobStorageRestoreable)');
+    await this.restore(oid, serial, data, prevTxn, txn);
+  }
+
+  /**
+   * The blob file of revision `serial` of oid (C-14): from the blob cache (its access time is
+   * refreshed), else downloaded once with sendBlob (concurrent loads share the download); with a
+   * shared blob directory, the server's file or POSKeyError.
+   */
+  async loadBlob(oid: Oid, serial: Tid): Promise<string> {
+    const b = this.requireBlobs('loadBlob');
+    const path = b.blobFilename(oid, serial);
+    if (b.shared) {
+      if (existsSync(path)) return path;
+      throw new POSKeyError(oid, `No blob file at ${path}`);
+    }
+    if (existsSync(path)) {
+      await b.touch(path);
+      return path;
+    }
+    const k = `${oid}:${serial}`;
+    let p = b.pendingLoads.get(k);
+    if (!p) {
+      p = this.downloadBlob(b, oid, serial).finally(() => b.pendingLoads.delete(k));
+      b.pendingLoads.set(k, p);
+    }
+    return p;
+  }
+
+  private async downloadBlob(b: BlobCache, oid: Oid, serial: Tid): Promise<string> {
+    const path = b.blobFilename(oid, serial);
+    if (existsSync(path)) {
+      await b.touch(path);
+      return path;
+    }
+    const sc = await this.activeConn();
+    b.expect(oid, serial);
+    let failure: unknown = null;
+    try {
+      await sc.conn.call('sendBlob', [p64(oid), p64(serial)]);
+    } catch (e) {
+      failure = e;
+    }
+    const r = b.finishDownload(oid, serial);
+    if (failure) throw failure;
+    if (r.error) throw r.error;
+    if (existsSync(path)) {
+      await b.touch(path);
+      return path;
+    }
+    throw new POSKeyError(oid, `No blob file for ${oid.toString(16)} at ${serial.toString(16)}`);
   }
 
   // ------------------------------------------------------------------ undo
@@ -1192,6 +1363,7 @@ export class ClientStorage implements IStorage {
     await Promise.all(conns.map((sc) => sc.conn.closed));
     await Promise.all(this.loops);
     for (const f of this.lockWaiters.splice(0)) f();
+    await this.blobs?.sizeCheck;
     await this.cache.close();
   }
 }

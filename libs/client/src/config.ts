@@ -24,6 +24,10 @@ export function storageOptionsFromConfig(c: ClientOptions, extra: Partial<Client
     waitTimeout: c.wait_timeout,
     serverSync: c.server_sync,
     clientLabel: c.client_label,
+    blobDir: c.blob_dir,
+    sharedBlobDir: c.shared_blob_dir,
+    blobCacheSize: c.blob_cache_size,
+    blobCacheSizeCheck: c.blob_cache_size_check,
     tls: c.ssl
       ? {
           certificate: c.ssl.certificate,

@@ -12,6 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, sep } from 'node:path';
 import { POSKeyError, StorageError, isBlobStorage, u64, type IBlobStorage, type IStorage } from '@zeo-ts/storage';
+import { withWireState } from '@zeo-ts/wire';
 import { PyBuiltinError } from './errors.ts';
 
 /** Bytes per receiveBlobChunk (the reference server's read size). */
@@ -146,6 +147,8 @@ export class BlobKeyError extends POSKeyError {
     readonly serialBytes: Buffer,
   ) {
     super(u64(oidBytes), message, oidBytes);
+    // the transport encodes POSKeyErrors by their key unless told the state
+    withWireState(this, [message, oidBytes, serialBytes]);
   }
   override pythonArgs(): unknown[] {
     return [this.message, this.oidBytes, this.serialBytes];

@@ -9,8 +9,8 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MappingStorage, u64, type IStorage } from '@zeo-ts/storage';
-import { RpcConnection, type EncodingLetter, type WireValue } from '@zeo-ts/wire';
+import { MappingStorage, POSKeyError, u64, type IStorage } from '@zeo-ts/storage';
+import { RpcConnection, getWireState, type EncodingLetter, type WireValue } from '@zeo-ts/wire';
 import { StorageServer, serve, oidPath } from '../src/index.ts';
 import { DirBlobStorage } from '../src/testing/index.ts';
 
@@ -128,7 +128,14 @@ for (const letter of ['M', 'Z'] as const) {
       assert.deepEqual(readdirSync(storage.temporaryDirectory()), []);
       // missing blob: POSKeyError (message, oid, serial), no stream (S-32)
       const before = d.events.length;
-      await assert.rejects(d.conn.call('sendBlob', [oidB(99), tid]), (e: Error & { pythonClass?: string }) => /POSKeyError/.test(e.name + (e.pythonClass ?? '') + e.message));
+      await assert.rejects(d.conn.call('sendBlob', [oidB(99), tid]), (e: Error) => {
+        assert.ok(e instanceof POSKeyError, String(e));
+        const st = getWireState(e) as WireValue[];
+        assert.equal(st.length, 3, 'args (message, oid, serial) as the reference (§6.4)');
+        assert.deepEqual(Buffer.from(st[1] as Buffer), oidB(99));
+        assert.deepEqual(Buffer.from(st[2] as Buffer), tid);
+        return true;
+      });
       await assert.rejects(d.conn.call('sendBlob', [oids[0]!, Z64]), /POSKeyError|No blob/);
       assert.equal(d.events.slice(before).filter((e) => e.name.startsWith('receiveBlob')).length, 0);
       // loads after a stream still work on the same connection
