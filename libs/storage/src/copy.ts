@@ -6,7 +6,9 @@
 import { pino, type Logger } from 'pino';
 import { oidRepr, type Tid } from './ids.ts';
 import { TimeStamp } from './timestamp.ts';
-import { TransactionMetaData, type IStorage } from './interface.ts';
+import { TransactionMetaData, isBlobStorage, type IStorage } from './interface.ts';
+import { POSKeyError } from './errors.ts';
+import { copyBlobToTemp, isBlobRecord, removeCommitted } from './blob.ts';
 
 export interface CopyOptions {
   /** where progress and time-stamp warnings go (pino JSON) */
@@ -21,6 +23,8 @@ export interface CopyOptions {
 export interface CopyResult {
   transactions: number;
   records: number;
+  /** blob files copied (destination and source both blob storages) */
+  blobs: number;
   /** tid of the last transaction written to dest (z64 when nothing was copied) */
   lastTid: Tid;
 }
@@ -31,6 +35,10 @@ export interface CopyResult {
  * one is replaced by the smallest later TimeStamp (logged), as ZODB does. On any error the
  * current destination transaction is aborted and the error is rethrown; transactions already
  * copied stay committed.
+ *
+ * Blobs (filestorage spec §13): when both storages are blob storages, a blob record whose file
+ * the source has (`loadBlob(oid, record.tid)`) is copied into a temporary file of the
+ * destination and written with `restoreBlob`; a blob record without a file is restored alone.
  */
 export async function copyTransactionsFrom(source: IStorage, dest: IStorage, options: CopyOptions = {}): Promise<CopyResult> {
   const log = options.logger ?? pino({ name: 'copyTransactionsFrom', level: process.env.ZEO_TS_LOG_LEVEL ?? 'warn' });
@@ -39,7 +47,9 @@ export async function copyTransactionsFrom(source: IStorage, dest: IStorage, opt
   let inOrder = true;
   let transactions = 0;
   let records = 0;
+  let blobs = 0;
   let lastTid = 0n;
+  const withBlobs = isBlobStorage(dest) && isBlobStorage(source);
   for await (const t of source.iterator(options.start, options.stop)) {
     let tid = t.tid;
     if (prev !== null && tid <= prev.raw) {
@@ -56,7 +66,26 @@ export async function copyTransactionsFrom(source: IStorage, dest: IStorage, opt
     await dest.tpc_begin(meta, tid, t.status);
     try {
       for (const r of t.records) {
-        await dest.restore(r.oid, r.tid, r.data, r.data_txn, meta);
+        let blobFile: string | null = null;
+        if (withBlobs && isBlobRecord(r.data)) {
+          try {
+            blobFile = await source.loadBlob(r.oid, r.tid);
+          } catch (e) {
+            if (!(e instanceof POSKeyError)) throw e;
+          }
+        }
+        if (blobFile !== null && isBlobStorage(dest)) {
+          const tmp = copyBlobToTemp(blobFile, dest.temporaryDirectory(), 'CTFT');
+          try {
+            await dest.restoreBlob(r.oid, r.tid, r.data, tmp, r.data_txn, meta); // takes the file
+          } catch (e) {
+            removeCommitted(tmp);
+            throw e;
+          }
+          blobs++;
+        } else {
+          await dest.restore(r.oid, r.tid, r.data, r.data_txn, meta);
+        }
         records++;
       }
       await dest.tpc_vote(meta);
@@ -74,6 +103,6 @@ export async function copyTransactionsFrom(source: IStorage, dest: IStorage, opt
     transactions++;
     if (transactions % every === 0) log.info({ transactions, records, tid: oidRepr(tid) }, 'copy progress');
   }
-  log.info({ transactions, records }, 'copy finished');
-  return { transactions, records, lastTid };
+  log.info({ transactions, records, blobs }, 'copy finished');
+  return { transactions, records, blobs, lastTid };
 }

@@ -13,6 +13,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { referencesf } from '@zeo-ts/pickle';
 import { maxtid, p64, z64, type Oid, type Tid } from '../ids.ts';
 import { TimeStamp } from '../timestamp.ts';
@@ -24,7 +26,8 @@ import {
   StorageTransactionError,
   UndoError,
 } from '../errors.ts';
-import { TransactionMetaData, type IStorage, type TransactionRecord } from '../interface.ts';
+import { TransactionMetaData, isBlobStorage, type IBlobStorage, type IStorage, type TransactionRecord } from '../interface.ts';
+import { BLOB_RECORD } from '../blob.ts';
 import { MappingStorage } from '../mapping.ts';
 import { copyTransactionsFrom } from '../copy.ts';
 import { makeRecord, ROOT_RECORD } from './records.ts';
@@ -98,6 +101,13 @@ export const CONFORMANCE_TEST_IDS = [
   'on-commit',
   'persistent',
   'copy',
+  'blob-store-load',
+  'blob-abort',
+  'blob-restore',
+  'blob-undo',
+  'blob-pack',
+  'blob-copy',
+  'blob-persistent',
   'shared-invalidation',
   'shared-conflict',
   'shared-new-oid',
@@ -241,6 +251,42 @@ function referencesfAvailable(): boolean {
 
 const rec = (value: string, refs: Oid[] = []) => makeRecord({ value, refs });
 
+let blobFileCounter = 0;
+
+/** A new file holding `content` in the storage's temporary blob directory (for storeBlob). */
+export function writeTempBlob(s: IBlobStorage, content: string | Buffer): string {
+  const p = join(s.temporaryDirectory(), `conformance-${process.pid}-${++blobFileCounter}.tmp`);
+  writeFileSync(p, content);
+  return p;
+}
+
+/** One complete commit of blob revisions (storeBlob with BLOB_RECORD) and plain writes; returns the tid. */
+export async function commitBlobs(
+  s: IBlobStorage,
+  blobs: Array<{ oid: Oid; serial: Tid; content: string | Buffer }>,
+  o: CommitOptions & { writes?: Write[] } = {},
+): Promise<Tid> {
+  const txn = new TransactionMetaData(o.user ?? '', o.description ?? '', o.extension ?? Buffer.alloc(0));
+  await s.tpc_begin(txn, o.tid, o.status);
+  try {
+    for (const w of o.writes ?? []) {
+      if ('delete' in w) await s.deleteObject(w.oid, w.serial, txn);
+      else await s.store(w.oid, w.serial, w.data, txn);
+    }
+    for (const b of blobs) await s.storeBlob(b.oid, b.serial, BLOB_RECORD, writeTempBlob(s, b.content), txn);
+    await s.tpc_vote(txn);
+    return await s.tpc_finish(txn);
+  } catch (e) {
+    await s.tpc_abort(txn);
+    throw e;
+  }
+}
+
+/** The content of blob revision (oid, serial) as text. */
+export async function blobText(s: IBlobStorage, oid: Oid, serial: Tid): Promise<string> {
+  return readFileSync(await s.loadBlob(oid, serial), 'utf8');
+}
+
 // ---- the suite ------------------------------------------------------------------------------
 
 export function runConformanceSuite(name: string, factory: ConformanceFactory, options: ConformanceOptions = {}): void {
@@ -263,6 +309,24 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
     it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout: o.timeout ?? timeout }, async () => {
       let s: IStorage = await factory.create();
       try {
+        const replaced = await body(s);
+        if (replaced) s = replaced;
+      } finally {
+        await s.close().catch(() => undefined);
+        if (factory.destroy) await factory.destroy(s);
+      }
+    });
+  };
+  /** A test that runs only when the storage under test is a blob storage (isBlobStorage). */
+  const blobTest = (id: (typeof CONFORMANCE_TEST_IDS)[number], title: string, body: (s: IBlobStorage) => Promise<void | IStorage>, o: TestOpts = {}) => {
+    const skipMsg = skip.has(id) ? `skipped by options.skip for ${name}` : o.needs ? o.needs : false;
+    it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout: o.timeout ?? timeout }, async (t) => {
+      let s: IStorage = await factory.create();
+      try {
+        if (!isBlobStorage(s)) {
+          t.skip(`${name} is not a blob storage`);
+          return;
+        }
         const replaced = await body(s);
         if (replaced) s = replaced;
       } finally {
@@ -1128,5 +1192,133 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       await src.close();
       await back.close();
     });
+
+    // ---- blobs (IBlobStorage; run only when the storage under test is a blob storage) ----------
+
+    blobTest('blob-store-load', 'storeBlob commits a blob revision: loadBlob gives its read-only file, the caller loses the upload (filestorage §13, §16 #55)', async (s) => {
+      const t0 = await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n]) }]);
+      const upload = writeTempBlob(s, 'hello blob');
+      const txn = new TransactionMetaData('', 'add blob');
+      await s.tpc_begin(txn);
+      await s.storeBlob(1n, z64, BLOB_RECORD, upload, txn);
+      await s.tpc_vote(txn);
+      const t1 = await s.tpc_finish(txn);
+      assert.ok(t1 > t0);
+      assert.equal(existsSync(upload), false, 'the storage took the uploaded file');
+      assert.deepEqual(await s.load(1n), { data: BLOB_RECORD, tid: t1 });
+      const f = await s.loadBlob(1n, t1);
+      assert.equal(readFileSync(f, 'utf8'), 'hello blob');
+      assert.equal(statSync(f).mode & 0o222, 0, 'committed blob files are read-only');
+      const t2 = await commitBlobs(s, [{ oid: 1n, serial: t1, content: 'second' }]);
+      assert.equal(await blobText(s, 1n, t2), 'second');
+      assert.equal(await blobText(s, 1n, t1), 'hello blob', 'older revisions keep their files');
+      assert.deepEqual(await s.loadBefore(1n, t2), { data: BLOB_RECORD, start: t1, end: t2 });
+      await rejectsWith(s.loadBlob(1n, t0), POSKeyError, 'loadBlob of a revision that has no blob');
+      await rejectsWith(s.loadBlob(9n, t2), POSKeyError, 'loadBlob of an unknown oid');
+      // a conflicting storeBlob fails (at the call or at vote)
+      const txn3 = new TransactionMetaData();
+      await s.tpc_begin(txn3);
+      await failsAtCallOrVote(s, txn3, () => s.storeBlob(1n, t1, BLOB_RECORD, writeTempBlob(s, 'stale'), txn3), ConflictError, 'stale storeBlob');
+      assert.equal((await s.load(1n)).tid, t2);
+    });
+
+    blobTest('blob-abort', 'tpc_abort before or after vote drops the blob revision and its file (filestorage §13)', async (s) => {
+      const T1 = tidAt(1);
+      for (const vote of [false, true]) {
+        const txn = new TransactionMetaData();
+        await s.tpc_begin(txn, T1);
+        await s.store(z64, z64, rec('root', [1n]), txn);
+        await s.storeBlob(1n, z64, BLOB_RECORD, writeTempBlob(s, 'aborted'), txn);
+        if (vote) await s.tpc_vote(txn);
+        await s.tpc_abort(txn);
+        await rejectsWith(s.load(1n), POSKeyError, 'aborted blob object');
+        await rejectsWith(s.loadBlob(1n, T1), POSKeyError, `blob file after abort ${vote ? 'after' : 'before'} vote`);
+      }
+      const T2 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'kept' }], { tid: tidAt(2), writes: [{ oid: z64, serial: z64, data: rec('root', [1n]) }] });
+      assert.equal(await blobText(s, 1n, T2), 'kept');
+    });
+
+    blobTest('blob-restore', 'restoreBlob writes a record and its file under the given serial; a null file writes the record only (IBlobStorageRestoreable)', async (s) => {
+      const T1 = tidAt(1);
+      const txn = new TransactionMetaData('', 'restored');
+      await s.tpc_begin(txn, T1);
+      await s.restore(z64, T1, rec('root', [1n, 2n]), null, txn);
+      await s.restoreBlob(1n, T1, BLOB_RECORD, writeTempBlob(s, 'restored'), null, txn);
+      await s.restoreBlob(2n, T1, BLOB_RECORD, null, null, txn);
+      await s.tpc_vote(txn);
+      assert.equal(await s.tpc_finish(txn), T1);
+      assert.deepEqual(await s.load(1n), { data: BLOB_RECORD, tid: T1 });
+      assert.equal(await blobText(s, 1n, T1), 'restored');
+      await rejectsWith(s.loadBlob(2n, T1), POSKeyError, 'record restored without a file');
+    });
+
+    blobTest('blob-undo', 'undo of a blob change writes the earlier content for the undo tid; undo of a creation writes no file (filestorage §13, §16 #56)', async (s) => {
+      await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n, 2n]) }]);
+      const T1 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'hello blob' }]);
+      const T2 = await commitBlobs(s, [{ oid: 1n, serial: T1, content: 'second' }]);
+      const [T3, oids] = await undoTxn(s, undoId(T2), 'undo rewrite');
+      assert.deepEqual(oids, [1n]);
+      assert.deepEqual(await s.load(1n), { data: BLOB_RECORD, tid: T3 });
+      assert.equal(await blobText(s, 1n, T3), 'hello blob');
+      assert.equal(await blobText(s, 1n, T2), 'second');
+      const [T4] = await undoTxn(s, undoId(T3), 'redo');
+      assert.equal(await blobText(s, 1n, T4), 'second');
+      const T5 = await commitBlobs(s, [{ oid: 2n, serial: z64, content: 'created' }]);
+      const [T6] = await undoTxn(s, undoId(T5), 'undo creation');
+      await rejectsWith(s.load(2n), POSKeyError, 'undone blob creation');
+      await rejectsWith(s.loadBlob(2n, T6), POSKeyError, 'no blob file for an undone creation');
+    }, { needs: needUndo });
+
+    blobTest('blob-pack', 'pack keeps the blob files of every revision needed at or after the pack time (filestorage §13, §16 #57)', async (s) => {
+      const T1 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'one v1' }, { oid: 2n, serial: z64, content: 'two' }], {
+        tid: tidAt(1),
+        writes: [{ oid: z64, serial: z64, data: rec('root', [1n, 2n]) }],
+      });
+      const T2 = await commitBlobs(s, [{ oid: 1n, serial: T1, content: 'one v2' }], { tid: tidAt(2) });
+      await commit(s, [{ oid: z64, serial: T1, data: rec('root', [1n]) }], { tid: tidAt(3) });
+      const T4 = await commitBlobs(s, [{ oid: 1n, serial: T2, content: 'one v4' }], { tid: tidAt(4) });
+      await s.pack(timeAt(3, 30), true);
+      assert.equal(await blobText(s, 1n, T2), 'one v2', 'the revision current at the pack time');
+      assert.equal(await blobText(s, 1n, T4), 'one v4', 'revisions after the pack time');
+      await rejectsWith(s.load(2n), POSKeyError, 'garbage blob object');
+      await rejectsWith(s.loadSerial(1n, T1), POSKeyError, 'packed-away revision');
+      const T5 = await commitBlobs(s, [{ oid: 1n, serial: T4, content: 'after pack' }]);
+      assert.equal(await blobText(s, 1n, T5), 'after pack');
+    }, { needs: needPack, todo: gcTodo });
+
+    blobTest('blob-copy', 'copyTransactionsFrom between blob storages copies every blob file, undo copies included (filestorage §13, §16 #49)', async (s) => {
+      await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n]) }]);
+      const T1 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'hello blob' }]);
+      const T2 = await commitBlobs(s, [{ oid: 1n, serial: T1, content: 'second' }]);
+      let T3: Tid | null = null;
+      if (undo) [T3] = await undoTxn(s, undoId(T2));
+      const dest = await factory.create();
+      try {
+        assert.ok(isBlobStorage(dest), 'a second storage of the factory is a blob storage too');
+        const expected = await dumpIterator(s);
+        const r = await copyTransactionsFrom(s, dest);
+        assert.equal(r.blobs, undo ? 3 : 2);
+        assert.deepEqual(await dumpIterator(dest), expected);
+        assert.equal(await blobText(dest, 1n, T1), 'hello blob');
+        assert.equal(await blobText(dest, 1n, T2), 'second');
+        if (T3 !== null) assert.equal(await blobText(dest, 1n, T3), 'hello blob');
+        assert.equal(await blobText(s, 1n, T1), 'hello blob', 'the source keeps its files');
+      } finally {
+        await dest.close().catch(() => undefined);
+        if (factory.destroy) await factory.destroy(dest);
+      }
+    });
+
+    blobTest('blob-persistent', 'blob files survive close and reopen (filestorage §13)', async (s) => {
+      await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n]) }]);
+      const T1 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'durable' }]);
+      await s.close();
+      const r = await factory.reopen!(s);
+      assert.ok(isBlobStorage(r));
+      assert.equal(await blobText(r, 1n, T1), 'durable');
+      const T2 = await commitBlobs(r, [{ oid: 1n, serial: T1, content: 'after reopen' }]);
+      assert.equal(await blobText(r, 1n, T2), 'after reopen');
+      return r;
+    }, { needs: persistent && factory.reopen ? false : `${name} is not persistent` });
   });
 }
