@@ -8,7 +8,8 @@
  *  - index-file.ts: Data.fs.index codec (Python's fsIndex format)
  *  - lockfile.ts: Data.fs.lock (flock, " <pid>\n")
  *  - storage.ts: the FileStorage class (IStorage)
- *  - pack.ts: pack with GC
+ *  - pack.ts: pack with GC (and the blob files it frees)
+ *  - config.ts: opening <filestorage> / <blobstorage> sections of zeo.conf
  */
 export * from './errors.ts';
 export * from './format.ts';
@@ -19,3 +20,5 @@ export * from './lockfile.ts';
 export { FileStorage, CommitLock, ChunkReader, type FileStorageOptions, type FileUndoLogEntry, type FileDataRecord, type FileTransactionRecord } from './storage.ts';
 export { packStorage } from './pack.ts';
 export { appendRawTransactions, syncRawAppends, unsyncedRawBytes, RawAppendError, MAX_RAW_SEGMENT, type RawAppendResult, type RawAppendInternals } from './raw-append.ts';
+export { removeBlobsTaggedDuringPack } from './pack.ts';
+export { fileStorageArgs, openFileStorageSection, type StorageSectionLike, type OpenSectionContext } from './config.ts';
