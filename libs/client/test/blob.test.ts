@@ -172,6 +172,20 @@ test('blob cache size check removes the least recently used blobs (blob-cache-si
     assert.equal(await c.blobs!.cachedBytes(), 80_000);
     // a removed blob is downloaded again
     assert.ok(readFileSync(await c.loadBlob(oids[0]!, tid)).equals(contents[0]!));
+    await c.close();
+    const later = Date.now() / 1000;
+    utimesSync(p1, later - 100, later - 100);
+    utimesSync(p2, later - 50, later - 50);
+    utimesSync(p0, later, later);
+    // a client opening a cache above its limit checks it at once (as the reference)
+    const d = await open(srv, { blobDir: join(dir, 'cache-c'), blobCacheSize: 50_000, blobCacheSizeCheck: 10 });
+    try {
+      await d.blobs!.sizeCheck;
+      assert.equal(await d.blobs!.cachedBytes(), 40_000, 'reduced to at most 45000 bytes');
+      assert.ok(existsSync(p0), 'the most recently used blob stays');
+    } finally {
+      await d.close();
+    }
   } finally {
     await a.close();
     await c.close();

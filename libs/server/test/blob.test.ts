@@ -13,6 +13,7 @@ import { MappingStorage, POSKeyError, u64, type IStorage } from '@zeo-ts/storage
 import { RpcConnection, getWireState, type EncodingLetter, type WireValue } from '@zeo-ts/wire';
 import { StorageServer, serve, oidPath } from '../src/index.ts';
 import { DirBlobStorage } from '../src/testing/index.ts';
+import { TestClient } from './helpers.ts';
 
 const Z64 = Buffer.alloc(8);
 
@@ -259,6 +260,28 @@ test('protocol violations around blobs close the connection and remove the uploa
   }
 });
 
+test('an upload beyond max_blob_bytes closes the connection and removes its file', { timeout: 30000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zeo-ts-blob-'));
+  const storage = new DirBlobStorage(join(dir, 'blobs'));
+  const server = new StorageServer({ '1': storage }, { max_blob_bytes: 100_000 });
+  const listener = await serve(server, { address: { host: '127.0.0.1', port: 0 }, announce: 'M' });
+  const entry = server.storages.get('1')!;
+  try {
+    const c = client((listener.address as { port: number }).port);
+    await c.conn.call('register', ['1', false]);
+    c.conn.callOneWay('tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+    c.conn.callOneWay('storeBlobStart', []);
+    c.conn.callOneWay('storeBlobChunk', [randomBytes(59000)]);
+    c.conn.callOneWay('storeBlobChunk', [randomBytes(59000)]);
+    await c.conn.closed;
+    await until('the session cleanup', () => entry.sessions.size === 0 && entry.stats.active_txns === 0);
+    assert.deepEqual(readdirSync(storage.temporaryDirectory()), []);
+  } finally {
+    await listener.close();
+    await server.close();
+  }
+});
+
 test('a storage without blobs: not advertised, sendBlob is a StorageError, uploads close the connection', { timeout: 30000 }, async () => {
   const srv = await start(new MappingStorage(), 'M');
   try {
@@ -272,5 +295,73 @@ test('a storage without blobs: not advertised, sendBlob is a StorageError, uploa
     await c.conn.closed;
   } finally {
     await srv.stop();
+  }
+});
+
+/** A channel whose transport is always backed up until the test lets one drain through. */
+class SlowClient extends TestClient {
+  writable = false;
+  private drains: Array<() => void> = [];
+  private onWait: (() => void) | null = null;
+  waitDrain(): Promise<void> {
+    return new Promise<void>((r) => {
+      this.drains.push(r);
+      this.onWait?.();
+    });
+  }
+  nextWait(): Promise<void> {
+    if (this.drains.length > 0) return Promise.resolve();
+    return new Promise<void>((r) => {
+      this.onWait = () => {
+        this.onWait = null;
+        r();
+      };
+    });
+  }
+  release(): void {
+    this.drains.shift()!();
+  }
+}
+
+test('sendBlob reads the next chunk only once the transport drained, and later replies wait behind the stream (S-32, back-pressure)', { timeout: 30000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zeo-ts-blob-'));
+  const storage = new DirBlobStorage(join(dir, 'blobs'));
+  const server = new StorageServer({ '1': storage });
+  try {
+    const w = new TestClient(server);
+    await w.rpc('register', '1', false);
+    const content = randomBytes(4 * 59000 + 10);
+    w.oneway('tpc_begin', 1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ');
+    w.oneway('storea', oidB(1), Z64, Buffer.from('r'), 1);
+    w.oneway('storeBlobStart');
+    w.oneway('storeBlobChunk', content);
+    w.oneway('storeBlobEnd', oidB(1), Z64, Buffer.from('r'), 1);
+    await w.rpc('vote', 1);
+    const tid = (await w.rpc('tpc_finish', 1)) as Buffer;
+
+    const c = new SlowClient(server);
+    await c.rpc('register', '1', true);
+    let blobDone = false;
+    const sent = c.rpc('sendBlob', oidB(1), tid).then(() => (blobDone = true));
+    let pingDone = false;
+    const ping = c.rpc('ping').then(() => {
+      assert.ok(blobDone, 'the ping reply comes after the stream and its reply');
+      pingDone = true;
+    });
+    const chunks = () => c.out.filter((o) => o.kind === 'call' && o.name === 'receiveBlobChunk').length;
+    for (let i = 1; i <= 5; i++) {
+      await c.nextWait();
+      assert.equal(chunks(), i, `exactly ${i} chunk(s) written while the transport is backed up`);
+      assert.equal(blobDone || pingDone, false);
+      c.release();
+    }
+    await sent;
+    await ping;
+    const names = c.out.filter((o) => o.kind === 'call').map((o) => (o as { name: string }).name);
+    assert.deepEqual(names, ['receiveBlobStart', ...Array(5).fill('receiveBlobChunk'), 'receiveBlobStop']);
+    const got = Buffer.concat(c.out.filter((o) => o.kind === 'call' && o.name === 'receiveBlobChunk').map((o) => (o as { args: unknown[] }).args[2] as Buffer));
+    assert.ok(got.equals(content));
+  } finally {
+    await server.close();
   }
 });
