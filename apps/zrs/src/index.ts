@@ -1,3 +1,32 @@
 /** @zeo-ts/zrs-app — the zrs server program, `zrs promote`, `zrs-nagios`. */
 export { runZrsServer, replicationOf, USAGE, VERSION, type ZrsIO } from './server.ts';
 export { promoteMain, promoteConfigText, adminCommand, PROMOTE_USAGE, type PromoteIO } from './promote.ts';
+export {
+  monitorMain,
+  lastZeoMain,
+  ClusterMonitor,
+  monitorConfig,
+  parseIni,
+  parseHostPort,
+  pyFormat,
+  ctime,
+  utcStamp,
+  tidTime,
+  nextWake,
+  alignStart,
+  addressTupleRepr,
+  monitorLogger,
+  zeoSource,
+  MonitorConfigError,
+  TemplateError,
+  DEFAULT_MESSAGE,
+  MONITOR_USAGE,
+  type MonitorConfig,
+  type ClusterConfig,
+  type HostPort,
+  type Severity,
+  type LastTransactionSource,
+  type MonitorOptions,
+  type MonitorIO,
+  type LastIO,
+} from './monitor.ts';
