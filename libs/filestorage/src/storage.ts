@@ -73,6 +73,7 @@ import {
 import { FsIndex } from './fsindex.ts';
 import { decodeIndexFile, encodeIndexFile } from './index-file.ts';
 import { LockFile } from './lockfile.ts';
+import type { RawAppendInternals } from './raw-append.ts';
 
 export interface FileStorageOptions {
   /** open read-only: no lock, nothing is ever written or truncated; a missing file is an error */
@@ -964,6 +965,44 @@ export class FileStorage implements IBlobStorage {
   /** True while a transaction holds the commit lock. */
   get inTransaction(): boolean {
     return this.active !== null;
+  }
+
+  /**
+   * @internal The writer state raw-append.ts (appendRawTransactions, ZRS raw mode) works on;
+   * nothing else may use it. Raw appends run under the commit lock like any commit.
+   */
+  rawAppendInternals(): RawAppendInternals {
+    return {
+      path: this.path,
+      commitLock: this.commitLock,
+      check: () => {
+        this.checkOpen();
+        if (this.readOnly) throw new ReadOnlyError();
+      },
+      fd: () => this.fd,
+      reader: () => this.reader,
+      pos: () => this.pos,
+      lastTid: () => this.ltid,
+      index: () => this.index,
+      generation: () => this.generation,
+      advance: (end: number, lastTid: Tid, maxOid: Oid) => {
+        this.pos = end;
+        this.ltid = lastTid;
+        if (lastTid > this.ts) this.ts = lastTid;
+        if (maxOid > this.maxOid) this.maxOid = maxOid;
+        this.indexVersion++;
+      },
+      publish: (tid: Tid, oids: Oid[]) => {
+        for (const l of this.listeners) {
+          try {
+            l(tid, oids);
+          } catch (e) {
+            this.log.error({ err: String(e) }, 'commit listener failed');
+          }
+        }
+      },
+      supportsBlobs: () => (this as { supportsBlobs?: () => boolean }).supportsBlobs?.() ?? false,
+    };
   }
 
   // ---- undo ------------------------------------------------------------------------------
