@@ -1107,9 +1107,12 @@ export class ClientStorage implements IBlobStorage {
 
   // ------------------------------------------------------------------ blobs (IBlobStorage, §8.4)
 
-  /** true when a blob directory is configured (the server must also advertise IBlobStorage). */
+  /**
+   * Blob support (Python: IBlobStorage.providedBy): a blob directory is configured and the server's
+   * storage advertised IBlobStorage in get_info (§13; false until the first connection).
+   */
   supportsBlobs(): boolean {
-    return this.blobs !== null;
+    return this.blobs !== null && this.serverSupportsBlobs();
   }
 
   /** Whether the server's storage supports blobs (its get_info interfaces, §13). */
@@ -1136,6 +1139,8 @@ export class ClientStorage implements IBlobStorage {
   async storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
     const b = this.requireBlobs('storeBlob');
     let t = this.check(txn, 'storeBlob');
+    // the server would close the connection on storeBlobStart
+    if (!this.serverSupportsBlobs()) throw new Unsupported(`storeBlob: the server's storage '${this.storageName}' does not support blobs`);
     const file = await b.adoptUpload(oid, serial, blobFilename);
     t.blobs.push({ oid, file });
     t = this.check(txn, 'storeBlob');

@@ -7,6 +7,11 @@
  *   await s.prefetch([1n, 2n, 3n]);          // pipelined loadBefore
  *   await s.close();
  *
+ * Blobs (IBlobStorage) with `blobDir` (a 'zeocache' blob cache, optionally bounded by
+ * `blobCacheSize`) or `blobDir` + `sharedBlobDir` (the server's own blob directory):
+ *   await s.storeBlob(oid, serial, data, fileInTemporaryDirectory, txn);  // C-15
+ *   const path = await s.loadBlob(oid, serial);                            // cached or sendBlob (C-14)
+ *
  * Or from configuration: `await openClientFromConfig('<zeoclient>\n server 8100\n</zeoclient>\n')`.
  */
 export {

@@ -217,3 +217,26 @@ test('shared-blob-dir: uploads by name (storeBlobShared), reads the server direc
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a blob directory against a storage without blobs: no blob support, storeBlob is Unsupported without closing the connection', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'zeo.conf'), `<zeo>\n  address 127.0.0.1:0\n</zeo>\n<filestorage 1>\n  path ${join(dir, 'Data.fs')}\n</filestorage>\n`);
+  const srv = await startRunzeo(['-C', join(dir, 'zeo.conf')], { cwd: dir });
+  const c = await open(srv, { blobDir: join(dir, 'cache') });
+  try {
+    assert.equal(c.serverSupportsBlobs(), false);
+    assert.equal(c.supportsBlobs(), false);
+    const txn = new TransactionMetaData();
+    await c.tpc_begin(txn);
+    const f = join(c.temporaryDirectory(), 'f');
+    writeFileSync(f, 'x');
+    await assert.rejects(c.storeBlob(await c.new_oid(), z64, Buffer.from('r'), f, txn), /does not support blobs/);
+    await c.tpc_abort(txn);
+    await assert.rejects(c.loadBlob(1n, 1n), /blob/);
+    assert.ok(c.isConnected());
+  } finally {
+    await c.close();
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
