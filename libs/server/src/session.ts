@@ -1102,12 +1102,13 @@ export class ZEOSession implements LockClient {
         }
         this.checkVoting(t);
       }
-      // blob records after the rest of the log, as the reference (§8.4)
+      // blob records after the rest of the log, newest upload first, as the reference (§8.4)
       if (t.blobs.length > 0) {
         const bs = blobStorageOf(s, e.name, 'vote');
         for (const f of t.blobWork) removeQuietly(f);
         t.blobWork.length = 0;
-        for (const b of t.blobs) {
+        for (let i = t.blobs.length - 1; i >= 0; i--) {
+          const b = t.blobs[i]!;
           const oid = u64(b.oid);
           const serial = u64(b.serial);
           const current = await currentSerial(s, oid);
