@@ -348,7 +348,14 @@ export class ClientStorage implements IBlobStorage {
    */
   static async open(options: ClientStorageOptions): Promise<ClientStorage> {
     const cache = options.cache ?? (await ClientCache.open(options.cachePath ?? null, { size: options.cacheSize ?? 20 * 1024 * 1024, logger: (options.logger ?? getDefaultLogger()).child({ name: 'ZEO.cache' }) }));
-    const s = new ClientStorage(options, cache);
+    let s: ClientStorage;
+    try {
+      s = new ClientStorage(options, cache);
+    } catch (e) {
+      // bad options, or an unusable blob directory: do not leave the cache open
+      if (!options.cache) await cache.close();
+      throw e;
+    }
     s.start();
     if (options.wait ?? true) {
       try {

@@ -240,3 +240,24 @@ test('a blob directory against a storage without blobs: no blob support, storeBl
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('blob settings of <zeoclient> map to client options (operations §4 blob settings, #118)', async () => {
+  const { loadClientConfig } = await import('@zeo-ts/config');
+  const { storageOptionsFromConfig } = await import('../src/index.ts');
+  const z = loadClientConfig('<zeoclient>\n  server 127.0.0.1:8100\n  blob-dir blobs\n  blob-cache-size 1000MB\n  blob-cache-size-check 10\n</zeoclient>\n');
+  const o = storageOptionsFromConfig(z.client!);
+  assert.equal(o.blobDir, 'blobs');
+  assert.equal(o.sharedBlobDir, false);
+  assert.equal(o.blobCacheSize, 1048576000);
+  assert.equal(o.blobCacheSizeCheck, 10);
+  const dir = tempDir();
+  const { BlobCache } = await import('../src/index.ts');
+  const cache = new BlobCache({ dir: join(dir, 'b'), shared: false, cacheSize: o.blobCacheSize!, cacheSizeCheck: o.blobCacheSizeCheck!, logger });
+  assert.equal(cache.checkBytes, 104857600, 'cleanup every 104857600 bytes');
+  // a server blob directory is not a blob cache
+  writeFileSync(join(dir, 'b', '.layout'), 'bushy');
+  assert.throws(() => new BlobCache({ dir: join(dir, 'b'), shared: false, cacheSize: null, cacheSizeCheck: 10, logger }), /layout 'bushy'/);
+  const s = loadClientConfig('<zeoclient>\n  server 8100\n  blob-dir /srv/blobs\n  shared-blob-dir true\n</zeoclient>\n');
+  assert.equal(storageOptionsFromConfig(s.client!).sharedBlobDir, true);
+  rmSync(dir, { recursive: true, force: true });
+});
