@@ -8,7 +8,7 @@
  * ack-quorum (0), ack-timeout (10 s), ack-timeout-policy (refuse | async).
  */
 import { registerImport, STORAGE_ABSTRACT, ValueConversionError, defaultStorageConvert, isRegisteredImport, type SectionTypeDef, type SocketAddress, type StorageSection, type KeyDef } from '@zeo-ts/config';
-import { FileStorage } from '@zeo-ts/filestorage';
+import { FileStorage, openFileStorageSection } from '@zeo-ts/filestorage';
 import { MappingStorage, type IStorage } from '@zeo-ts/storage';
 import type { Logger } from 'pino';
 import { Primary } from './primary.ts';
@@ -124,6 +124,8 @@ export interface OpenOptions {
   openOther?: (s: StorageSection) => Promise<IStorage>;
   /** ZEO server read-only flag */
   readOnly?: boolean;
+  /** directory relative storage paths are resolved against (default: the process's) */
+  cwd?: string;
 }
 
 /** Open a storage section: filestorage, mappingstorage, zrs, primary, secondary (others via openOther). */
@@ -131,15 +133,9 @@ export async function openStorageSection(s: StorageSection, opts: OpenOptions = 
   const o = s.options;
   switch (s.type) {
     case 'filestorage':
-      if (o.blob_dir) throw new Error(`storage ${s.name ?? ''}: blob-dir is not supported by this FileStorage`);
-      return FileStorage.open(o.path as string, {
-        readOnly: o.read_only as boolean,
-        create: o.create as boolean,
-        packGc: o.pack_gc as boolean,
-        packKeepOld: o.pack_keep_old as boolean,
-        quota: (o.quota as number | null) ?? undefined,
-        logger: opts.logger,
-      });
+    case 'blobstorage':
+      // blob-dir honoured: a blob-enabled primary speaks zrs2.1 only, a blob-enabled secondary announces it (§6.1, §6.2)
+      return openFileStorageSection(s, { logger: opts.logger, cwd: opts.cwd });
     case 'mappingstorage':
       return new MappingStorage({ name: (o.name as string) ?? 'Mapping Storage' });
     case 'zrs':
@@ -157,7 +153,7 @@ export async function openZrs(s: StorageSection, opts: OpenOptions = {}): Promis
   const o = s.options;
   let base: IStorage;
   if (o.base) base = await openStorageSection(o.base as StorageSection, opts);
-  else base = new FileStorage(o.filestorage_path as string, { logger: opts.logger });
+  else base = new FileStorage(o.filestorage_path as string, { logger: opts.logger, ...(o.blob_dir ? { blobDir: o.blob_dir as string } : {}) });
   const to = o.replicate_to as SocketAddress | null;
   const from = o.replicate_from as SocketAddress | null;
   let inner: IStorage = base;

@@ -30,7 +30,8 @@ import { FileStorage } from '@zeo-ts/filestorage';
 import { RunningChecksum } from './checksum.ts';
 import { MessageTooLarge, SizedMessageDecoder, encodeSized, sizePrefix } from './framing.ts';
 import { FileIterator, ScanAborted, TidTooHigh, type ReplTransaction } from './fsiterator.ts';
-import { encodeC, encodeS, encodeT, extensionDict } from './messages.ts';
+import { encodeB, encodeC, encodeS, encodeT, extensionDict } from './messages.ts';
+import { blobBlocks, blobToSend, sendNativeBlob, streamBlob } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest } from './native.ts';
 import { type ZrsAddress, addressRepr, listenArgs } from './address.ts';
 
@@ -355,6 +356,24 @@ export class Primary implements IStorage {
     return this.storage.onCommit(listener);
   }
 
+  // ---- blobs: IBlobStorage of the FileStorage, when it has a blob directory (§7) ---------------
+
+  supportsBlobs(): boolean {
+    return this.storage.supportsBlobs();
+  }
+  temporaryDirectory(): string {
+    return this.storage.temporaryDirectory();
+  }
+  storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
+    return this.storage.storeBlob(oid, serial, data, blobFilename, txn);
+  }
+  restoreBlob(oid: Oid, serial: Tid, data: Buffer | null, blobFilename: string | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    return this.storage.restoreBlob(oid, serial, data, blobFilename, prevTxn, txn);
+  }
+  loadBlob(oid: Oid, serial: Tid): Promise<string> {
+    return this.storage.loadBlob(oid, serial);
+  }
+
   /**
    * §6.12 / §14 #45: stop listening, close the storage, let every producer send what is
    * committed, then close the connections (waiting at most `wait` ms).
@@ -473,7 +492,10 @@ class PrimaryConnection {
   private onMessage(m: Buffer): void {
     if (this.protocol === null) {
       const p = m.toString('latin1');
-      if (p === 'zrs2.0' || p === 'zrs2.1') {
+      if (p === 'zrs2.0' && this.primary.supportsBlobs()) {
+        // §6.2, §14 #6: a blob-enabled primary needs a secondary that can take blobs
+        return this.fail(`Invalid protocol ${pyBytesRepr(m)}. Require >= 2.1`);
+      } else if (p === 'zrs2.0' || p === 'zrs2.1') {
         this.protocol = p;
       } else if (p === NATIVE_PROTOCOL) {
         this.protocol = p;
@@ -651,8 +673,24 @@ class PrimaryConnection {
     }
   }
 
+  /** one sized message made of `parts`, while streaming a blob; a lost connection ends the blob */
+  private async sendBlobPart(parts: Buffer[]): Promise<void> {
+    if ((this.stopped && !this.catchUpThenStop) || this.sock.destroyed) throw new ScanAborted('connection lost while sending a blob');
+    let n = 0;
+    for (const p of parts) n += p.length;
+    await this.send(Buffer.concat([sizePrefix(n), ...parts]));
+  }
+
   private async sendTxn(t: ReplTransaction, sum: RunningChecksum, endPos: number): Promise<void> {
+    const blobs = this.primary.supportsBlobs() ? this.primary.storage : null;
     if (this.native) {
+      // blob files travel as blob frames just before the transaction frame (blobs.ts)
+      if (blobs) {
+        for (const r of t.records) {
+          const b = await blobToSend(blobs, r);
+          if (b) await sendNativeBlob(r.oid, r.tid, b, (parts) => this.sendBlobPart(parts));
+        }
+      }
       const frame = encodeFrame({ kind: 'txn', txn: { ...t, endPos } });
       await this.send(Buffer.concat([sizePrefix(frame.length), frame]));
       this.sentTid = t.tid;
@@ -665,6 +703,19 @@ class PrimaryConnection {
     };
     add(encodeT(t.tid, t.status, t.user, t.description, extensionDict(t.extension)));
     for (const r of t.records) {
+      // §6.5, §14 #22/#23: B + data + blocks for a blob record whose file exists, else S + data
+      const b = blobs ? await blobToSend(blobs, r) : null;
+      if (b) {
+        add(encodeB(r.oid, r.tid, r.dataTxn, blobBlocks(b.size)));
+        add(r.data ?? Buffer.alloc(0));
+        await this.send(Buffer.concat(parts));
+        parts.length = 0;
+        await streamBlob(b.path, b.size, (block) => {
+          sum.update(block);
+          return this.sendBlobPart([block]);
+        });
+        continue;
+      }
       add(encodeS(r.oid, r.tid, r.dataTxn));
       add(r.data ?? Buffer.alloc(0));
     }

@@ -25,9 +25,11 @@ import {
 } from '@zeo-ts/storage';
 import { RunningChecksum } from './checksum.ts';
 import { SizedMessageDecoder, encodeSized } from './framing.ts';
-import { decodeMessage, extensionBytes, ProtocolError, type SMessage } from './messages.ts';
+import { decodeMessage, extensionBytes, ProtocolError, type BMessage, type SMessage } from './messages.ts';
+import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
+import type { IBlobStorage } from '@zeo-ts/storage';
 import { Primary, type PrimaryOptions } from './primary.ts';
 import type { FileStorage } from '@zeo-ts/filestorage';
 
@@ -163,7 +165,7 @@ export class Secondary implements IStorage {
       const peer = sock.remoteAddress ? `${sock.remoteAddress}:${sock.remotePort}` : addressRepr(this.addr!);
       const last = this.storage.lastTransaction();
       // §6.1: protocol id, then the last tid (or, natively, a Hello), without waiting
-      const proto = native ? NATIVE_PROTOCOL : 'zrs2.0';
+      const proto = native ? NATIVE_PROTOCOL : this.supportsBlobs() ? 'zrs2.1' : 'zrs2.0'; // §6.1, §14 #4
       sock.write(encodeSized(Buffer.from(proto, 'latin1')));
       if (native) {
         sock.write(encodeSized(encodeFrame({ kind: 'hello', lastTid: last, lastDigest: Buffer.alloc(0), name: this.storage.getName() })));
@@ -248,7 +250,7 @@ export class Secondary implements IStorage {
       role: 'secondary',
       'replicate-from': this.addr === null ? null : addressRepr(this.addr),
       state: this.refused ? 'refused' : this.state,
-      protocol: this.conn ? (this.conn.native ? NATIVE_PROTOCOL : 'zrs2.0') : null,
+      protocol: this.conn ? (this.conn.native ? NATIVE_PROTOCOL : this.supportsBlobs() ? 'zrs2.1' : 'zrs2.0') : null,
       'last-transaction': toHex(last),
       'last-transaction-time': new TimeStamp(last).toString(),
       'applied-transactions': this.applied,
@@ -351,6 +353,36 @@ export class Secondary implements IStorage {
     const s = this.storage as unknown as { lastInvalidations?: (n: number) => Array<[Tid, Oid[]]> };
     return typeof s.lastInvalidations === 'function' ? s.lastInvalidations(count) : [];
   }
+  // ---- blobs (§8): read through the wrapped blob storage; writes only after promotion ---------
+
+  supportsBlobs(): boolean {
+    return blobStorageOf(this.storage) !== null;
+  }
+  temporaryDirectory(): string {
+    return this.blobStorage('temporaryDirectory').temporaryDirectory();
+  }
+  loadBlob(oid: Oid, serial: Tid): Promise<string> {
+    return this.blobStorage('loadBlob').loadBlob(oid, serial);
+  }
+  async storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
+    const w = this.writer();
+    const b = blobStorageOf(w);
+    if (!b) throw new StorageError(`storeBlob: ${this.getName()} has no blob directory`);
+    return b.storeBlob(oid, serial, data, blobFilename, txn);
+  }
+  async restoreBlob(oid: Oid, serial: Tid, data: Buffer | null, blobFilename: string | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
+    const w = this.writer();
+    const b = blobStorageOf(w);
+    if (!b) throw new StorageError(`restoreBlob: ${this.getName()} has no blob directory`);
+    return b.restoreBlob(oid, serial, data, blobFilename, prevTxn, txn);
+  }
+  /** @internal the wrapped storage as a blob storage (replication writes blobs through it) */
+  blobStorage(what: string): IBlobStorage {
+    const b = blobStorageOf(this.storage);
+    if (!b) throw new StorageError(`${what}: ${this.getName()} has no blob directory`);
+    return b;
+  }
+
   /** invalidations flow from the wrapped storage's commit listeners (§14 #37) */
   onCommit(listener: CommitListener): () => void {
     return this.storage.onCommit(listener);
@@ -428,6 +460,12 @@ class ApplyConnection {
   private txnTid: Tid = 0n;
   private pendingS: SMessage | null = null;
   private expectData = false;
+  /** zrs2.1: the B record whose data message comes next */
+  private pendingB: BMessage | null = null;
+  /** zrs2.1: the blob file whose blocks are arriving (§6.10) */
+  private incoming: { msg: BMessage; data: Buffer | null; blob: IncomingBlob } | null = null;
+  /** native: blob files received ahead of their transaction frame */
+  private nativeBlobs: NativeBlobReceiver | null = null;
   /** a welcome, a transaction, or anything arrived */
   progressed = false;
 
@@ -497,6 +535,10 @@ class ApplyConnection {
     this.dead = true;
     this.queue.length = 0;
     await this.running.catch(() => undefined);
+    const inc = this.incoming;
+    this.incoming = null;
+    await inc?.blob.discard();
+    await this.nativeBlobs?.discard();
     const t = this.txn;
     this.txn = null;
     if (t) await this.sec.storage.tpc_abort(t).catch(() => undefined);
@@ -504,11 +546,20 @@ class ApplyConnection {
 
   private async handle(m: Buffer): Promise<void> {
     if (this.native) return this.handleNative(m);
+    if (this.incoming) return this.blobBlock(m);
     if (this.expectData) {
       this.expectData = false;
       const s = this.pendingS!;
       this.pendingS = null;
       if (!this.txn) throw new ProtocolError('data outside a transaction');
+      const b = this.pendingB;
+      this.pendingB = null;
+      if (b && b.blocks > 0) {
+        // §6.10: the blocks go to a temporary file in the storage's temporary directory
+        this.incoming = { msg: b, data: m.length === 0 ? null : m, blob: await IncomingBlob.create(this.sec.blobStorage('restoreBlob').temporaryDirectory(), b.blocks) };
+        this.sum.update(m);
+        return;
+      }
       await this.sec.storage.restore(s.oid, s.tid, m.length === 0 ? null : m, s.dataTxn, this.txn);
       this.sum.update(m);
       return;
@@ -529,7 +580,13 @@ class ApplyConnection {
         this.expectData = true;
         break;
       case 'B':
-        throw new ProtocolError('blob records (B) are not supported by this secondary (no blob storage)');
+        if (!this.txn) throw new ProtocolError('B outside a transaction');
+        if (!this.sec.supportsBlobs()) throw new ProtocolError('blob records (B) from the primary, but this secondary has no blob directory');
+        if (!Number.isSafeInteger(msg.blocks) || msg.blocks < 0) throw new ProtocolError(`B with ${msg.blocks} blocks`);
+        this.pendingS = { type: 'S', oid: msg.oid, tid: msg.tid, version: msg.version, dataTxn: msg.dataTxn };
+        this.pendingB = msg;
+        this.expectData = true;
+        break;
       case 'C': {
         if (!this.txn) throw new ProtocolError('C outside a transaction');
         if (this.sec.checkChecksums) {
@@ -549,7 +606,31 @@ class ApplyConnection {
     this.sum.update(m);
   }
 
+  /** zrs2.1: one blob block; after the last, install the file with restoreBlob (§6.10, §14 #36) */
+  private async blobBlock(m: Buffer): Promise<void> {
+    const inc = this.incoming!;
+    await inc.blob.write(m);
+    this.sum.update(m);
+    if (--inc.blob.remaining > 0) return;
+    this.incoming = null;
+    await inc.blob.close();
+    const b = inc.msg;
+    try {
+      await this.sec.blobStorage('restoreBlob').restoreBlob(b.oid, b.tid, inc.data, inc.blob.path, b.dataTxn, this.txn!);
+    } catch (e) {
+      await inc.blob.discard();
+      throw e;
+    }
+  }
+
   private async handleNative(m: Buffer): Promise<void> {
+    if (isBlobFrame(m)) {
+      // blob files arrive ahead of the transaction frame that holds their records (blobs.ts)
+      if (!this.sec.supportsBlobs()) throw new ProtocolError('blob frames from the primary, but this secondary has no blob directory');
+      if (!this.nativeBlobs) this.nativeBlobs = new NativeBlobReceiver(this.sec.blobStorage('restoreBlob'));
+      await this.nativeBlobs.handle(decodeBlobFrame(m));
+      return;
+    }
     const f = decodeFrame(m);
     switch (f.kind) {
       case 'welcome':
@@ -580,7 +661,12 @@ class ApplyConnection {
     const txn = new TransactionMetaData(t.user, t.description, t.extension);
     await s.tpc_begin(txn, t.tid, t.status);
     this.txn = txn;
-    for (const r of t.records) await s.restore(r.oid, r.tid, r.data, r.dataTxn, txn);
+    for (const r of t.records) {
+      const blob = this.nativeBlobs?.take(r.oid, r.tid) ?? null;
+      if (blob) await this.sec.blobStorage('restoreBlob').restoreBlob(r.oid, r.tid, r.data, blob, r.dataTxn, txn);
+      else await s.restore(r.oid, r.tid, r.data, r.dataTxn, txn);
+    }
+    if (this.nativeBlobs?.pending) await this.nativeBlobs.discard();
     await s.tpc_vote(txn);
     this.txn = null;
     await s.tpc_finish(txn);
