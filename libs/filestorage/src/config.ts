@@ -4,8 +4,9 @@
  *  - `<filestorage>`: path, create, read-only, quota, pack-gc, pack-keep-old, blob-dir (blob
  *    support when set and not empty);
  *  - `<blobstorage>`: blob-dir plus one nested storage section. Upstream wraps any storage in a
- *    BlobStorage proxy; here the base must be a `<filestorage>` without its own blob-dir, which
- *    is then opened with the blob directory (same files on disk, same IBlobStorage behaviour).
+ *    ZODB.blob.BlobStorage proxy; here the base must be a `<filestorage>` without its own
+ *    blob-dir, which is then opened with the blob directory in blobMode 'proxy' (the proxy's
+ *    undo and pack behaviour, so the blob files are the ones Python would leave).
  *
  * Sections are the StorageSection objects of @zeo-ts/config (typed structurally so that this
  * module does not need that package). Relative paths are resolved against `cwd`; the display
@@ -70,6 +71,7 @@ export function fileStorageArgs(section: StorageSectionLike, ctx: OpenSectionCon
   };
   if (ctx.logger) options.logger = ctx.logger;
   if (blobDir !== null) options.blobDir = resolve(cwd, blobDir);
+  if (section.type === 'blobstorage') options.blobMode = 'proxy';
   return { path: resolve(cwd, path), options };
 }
 

