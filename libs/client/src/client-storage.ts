@@ -1170,13 +1170,16 @@ export class ClientStorage implements IBlobStorage {
     try {
       this.oneWay(t, 'storeBlobStart', []);
       let pos = 0;
+      // bounded: one read of at most 16 chunks (≈ 0.9 MB) per round, ends at end of file
       for (;;) {
-        const buf = Buffer.allocUnsafe(UPLOAD_CHUNK_SIZE);
-        const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK_SIZE, pos);
+        const buf = Buffer.allocUnsafe(UPLOAD_CHUNK_SIZE * 16);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
         pos += bytesRead;
         this.check(t.txn, 'storeBlob');
-        this.oneWay(t, 'storeBlobChunk', [bytesRead === UPLOAD_CHUNK_SIZE ? buf : buf.subarray(0, bytesRead)]);
+        for (let off = 0; off < bytesRead; off += UPLOAD_CHUNK_SIZE) {
+          this.oneWay(t, 'storeBlobChunk', [buf.subarray(off, Math.min(off + UPLOAD_CHUNK_SIZE, bytesRead))]);
+        }
         if (!t.sc.conn.writable) await t.sc.conn.waitDrain();
       }
       this.check(t.txn, 'storeBlob');

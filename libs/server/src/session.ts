@@ -138,6 +138,8 @@ const OUT_FINISH = 2;
 const OUT_CALL = 3;
 /** sendBlob: stream receiveBlobStart/Chunk/Stop from the open file, then reply nil (§8.4) */
 const OUT_STREAM = 4;
+/** chunks read from a blob file at once by sendBlob (≈ 0.9 MB in memory per stream) */
+const BLOB_READ_CHUNKS = 16;
 
 interface Slot {
   ready: boolean;
@@ -412,14 +414,17 @@ export class ZEOSession implements LockClient {
       ch.call('receiveBlobStart', [b.oid, b.serial]);
       sent = true;
       let pos = 0;
+      // bounded: one read of at most BLOB_READ_CHUNKS chunks per round, ends at end of file
       for (;;) {
         if (this.closed) return;
-        const buf = Buffer.allocUnsafe(BLOB_CHUNK_SIZE);
-        const { bytesRead } = await b.fh.read(buf, 0, BLOB_CHUNK_SIZE, pos);
+        const buf = Buffer.allocUnsafe(BLOB_CHUNK_SIZE * BLOB_READ_CHUNKS);
+        const { bytesRead } = await b.fh.read(buf, 0, buf.length, pos);
         if (this.closed) return;
         if (bytesRead === 0) break;
         pos += bytesRead;
-        ch.call('receiveBlobChunk', [b.oid, b.serial, bytesRead === BLOB_CHUNK_SIZE ? buf : buf.subarray(0, bytesRead)]);
+        for (let off = 0; off < bytesRead; off += BLOB_CHUNK_SIZE) {
+          ch.call('receiveBlobChunk', [b.oid, b.serial, buf.subarray(off, Math.min(off + BLOB_CHUNK_SIZE, bytesRead))]);
+        }
         if (ch.waitDrain && ch.writable === false) await ch.waitDrain();
       }
       ch.call('receiveBlobStop', [b.oid, b.serial]);
