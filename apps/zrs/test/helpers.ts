@@ -42,6 +42,8 @@ export interface ZrsConf {
   replicateTo?: number | null;
   replicateFrom?: number | null;
   extra?: string;
+  /** blob-dir of the <filestorage> */
+  blobDir?: string;
 }
 
 export function zrsConfig(c: ZrsConf): string {
@@ -49,7 +51,7 @@ export function zrsConfig(c: ZrsConf): string {
   if (c.replicateTo !== undefined && c.replicateTo !== null) lines.push(`  replicate-to 127.0.0.1:${c.replicateTo}`);
   if (c.replicateFrom !== undefined && c.replicateFrom !== null) lines.push(`  replicate-from 127.0.0.1:${c.replicateFrom}`);
   if (c.extra) lines.push(c.extra);
-  lines.push('  <filestorage>', `    path ${c.path}`, '  </filestorage>', '</zrs>', '');
+  lines.push('  <filestorage>', `    path ${c.path}`, ...(c.blobDir ? [`    blob-dir ${c.blobDir}`] : []), '  </filestorage>', '</zrs>', '');
   return lines.join('\n');
 }
 
