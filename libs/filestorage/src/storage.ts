@@ -185,6 +185,8 @@ interface ActiveTxn {
   nextpos: number;
   /** blob files moved into the blob directory by this transaction (removed again by tpc_abort) */
   blobs: string[];
+  /** directories that got entries for this transaction's blob files (fsynced at vote) */
+  blobDirs: Set<string>;
 }
 
 const defaultLogger = (): Logger => pino({ name: 'filestorage', level: process.env.ZEO_TS_LOG_LEVEL ?? 'warn' }, pino.destination(2));
@@ -703,6 +705,7 @@ export class FileStorage implements IBlobStorage {
         voted: false,
         nextpos: 0,
         blobs: [],
+        blobDirs: new Set(),
       };
     } catch (e) {
       this.commitLock.release();
@@ -818,7 +821,7 @@ export class FileStorage implements IBlobStorage {
     const blobs = this.blobDir('storeBlob');
     try {
       if (a.blobs.length >= 10_000_000) throw new StorageTransactionError('too many blob files in one transaction');
-      blobs.oidPath(oid, true);
+      this.noteBlobDirs(a, blobs.createOidPath(oid));
       const target = blobs.blobFilename(oid, tid);
       renameOrCopyBlob(src, target);
       a.blobs.push(target);
@@ -868,9 +871,13 @@ export class FileStorage implements IBlobStorage {
     return f;
   }
 
-  /** fsync the transaction's blob files and their directories (once each). */
+  private noteBlobDirs(a: ActiveTxn, made: { path: string; changedDirs: string[] }): void {
+    for (const d of made.changedDirs) a.blobDirs.add(d); // at most 8 per blob file, and those are bounded
+  }
+
+  /** fsync the transaction's blob files, their directories and the parents of new directories (once each). */
   private syncTxnBlobs(a: ActiveTxn): void {
-    const dirs = new Set<string>();
+    const dirs = new Set<string>(a.blobDirs);
     for (const f of a.blobs) {
       if (!existsSync(f)) throw new StorageError(`blob file ${f} of the transaction vanished before tpc_vote`);
       fsyncPath(f);
@@ -1234,7 +1241,7 @@ export class FileStorage implements IBlobStorage {
     if (!existsSync(src)) throw new POSKeyError(oid, `No blob file at ${src} (needed to undo a change of ${oidRepr(oid)})`);
     const tmp = copyBlobToTemp(src, blobs.tempDir);
     try {
-      blobs.oidPath(oid, true);
+      this.noteBlobDirs(a, blobs.createOidPath(oid));
       const target = blobs.blobFilename(oid, a.tid);
       renameOrCopyBlob(tmp, target);
       a.blobs.push(target);

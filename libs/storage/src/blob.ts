@@ -328,6 +328,30 @@ export class BlobDirectory {
     return p;
   }
 
+  /**
+   * Make the oid directory (with parents); returns it and every directory that got a new entry
+   * (the parents of the directories created), which a durable commit fsyncs with the files.
+   */
+  createOidPath(oid: Oid): { path: string; changedDirs: string[] } {
+    const p = join(this.dir, this.layout.oidToPath(oid));
+    let first: string | undefined;
+    try {
+      first = mkdirSync(p, { recursive: true });
+    } catch (e) {
+      throw new StorageError(`cannot create blob directory ${p} for oid ${oidRepr(oid)}: ${(e as Error).message}`);
+    }
+    const changedDirs: string[] = [];
+    if (first !== undefined) {
+      // p, its parent, ... up to `first` were created: each one's parent got an entry
+      let d = p;
+      for (let i = 0; i < 64 && d.length >= first.length; i++) {
+        changedDirs.push(dirname(d));
+        d = dirname(d);
+      }
+    }
+    return { path: p, changedDirs };
+  }
+
   /** absolute path of the committed file of revision (oid, tid) */
   blobFilename(oid: Oid, tid: Tid): string {
     return join(this.dir, this.layout.oidToPath(oid), tidRepr(tid) + BLOB_SUFFIX);

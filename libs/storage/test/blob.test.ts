@@ -90,3 +90,15 @@ test('filestorage §4.5: isBlobRecord is true for the ZODB.blob.Blob record only
   assert.equal(isBlobRecord(null), false);
   assert.equal(isBlobRecord(Buffer.from('ZODB.blob garbage')), false);
 });
+
+test('filestorage §13: createOidPath reports the directories that got new entries', () => {
+  const d = new BlobDirectory(join(tmp(), 'b'));
+  const first = d.createOidPath(1n);
+  assert.equal(first.path, d.oidPath(1n));
+  assert.equal(first.changedDirs.length, 8);
+  assert.equal(first.changedDirs[7], d.dir);
+  assert.equal(first.changedDirs[0], join(d.dir, '0x00/0x00/0x00/0x00/0x00/0x00/0x00'));
+  const sibling = d.createOidPath(2n);
+  assert.deepEqual(sibling.changedDirs, [join(d.dir, '0x00/0x00/0x00/0x00/0x00/0x00/0x00')]);
+  assert.deepEqual(d.createOidPath(2n).changedDirs, []);
+});
