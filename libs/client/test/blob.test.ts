@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import pino from 'pino';
+import { RpcConnection } from '@zeo-ts/wire';
 import { POSKeyError, TransactionMetaData, p64, z64, type Oid, type Tid } from '@zeo-ts/storage';
 import { ClientStorage, type ClientStorageOptions } from '../src/index.ts';
 import { startRunzeo, tempDir, type RunzeoProcess } from '../src/testing.ts';
@@ -134,6 +136,18 @@ test('abort, and disconnect before vote, after blob uploads leave no temporary f
     await b.sync(); // the server has the whole upload
     await b.close();
     await until("the server's cleanup of the dropped connection", () => readdirSync(join(dir, 'blobs', 'tmp')).length === 0);
+    // a connection that drops in the middle of a blob upload (before storeBlobEnd)
+    const raw = new RpcConnection(net.connect(srv.port, '127.0.0.1'), { role: 'client', heartbeatInterval: 0, handler: () => undefined });
+    await raw.call('register', ['1', false]);
+    raw.callOneWay('tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);
+    raw.callOneWay('storea', [p64(oid), p64(tid), Buffer.from('fifth'), 1]);
+    raw.callOneWay('storeBlobStart', []);
+    raw.callOneWay('storeBlobChunk', [randomBytes(59000)]);
+    await raw.call('ping', []);
+    assert.equal(readdirSync(join(dir, 'blobs', 'tmp')).length, 1, 'the upload file exists while the upload runs');
+    raw.close();
+    await raw.closed;
+    await until("the server's cleanup of the dropped upload", () => readdirSync(join(dir, 'blobs', 'tmp')).length === 0);
     // the committed revision and its blob are intact, and a later commit works
     const c = await open(srv, { blobDir: join(dir, 'cache-c') });
     assert.ok(readFileSync(await c.loadBlob(oid, tid)).equals(first));
