@@ -169,6 +169,8 @@ interface TxnState {
   blobs: Array<{ oid: Oid; file: string }>;
   /** blob uploads of this transaction, one after the other (one upload at a time per connection) */
   uploading: Promise<void>;
+  /** the first failed blob upload: the transaction cannot be voted (its record would lack the blob) */
+  uploadFailed: Error | null;
 }
 
 /** Why a verification refused a server (cache newer than server). */
@@ -941,7 +943,7 @@ export class ClientStorage implements IBlobStorage {
       let ext: WireValue = {};
       if (txn.extension.length) ext = towire(decodeExtension(txn.extension));
       sc.conn.callOneWay('tpc_begin', [txnid, txn.user, txn.description, ext, tid === undefined ? null : p64(tid), status ?? ' ']);
-      this.current = { txn, txnid, sc, phase: 'begun', writes: new Map(), serverChanged: new Set(), blobs: [], uploading: Promise.resolve() };
+      this.current = { txn, txnid, sc, phase: 'begun', writes: new Map(), serverChanged: new Set(), blobs: [], uploading: Promise.resolve(), uploadFailed: null };
     } catch (e) {
       this.releaseTpcLock();
       throw e;
@@ -996,6 +998,7 @@ export class ClientStorage implements IBlobStorage {
     let t = this.check(txn, 'tpc_vote');
     await t.uploading;
     t = this.check(txn, 'tpc_vote');
+    if (t.uploadFailed) throw new StorageTransactionError(`tpc_vote: a blob upload of this transaction failed (${t.uploadFailed.message}); abort it`);
     // bounded: at most MAX_VOTE_ROUNDS vote rounds with client conflict resolution (C-9)
     for (let round = 1; ; round++) {
       let r: WireValue;
@@ -1151,8 +1154,13 @@ export class ClientStorage implements IBlobStorage {
     const file = await b.adoptUpload(oid, serial, blobFilename);
     t.blobs.push({ oid, file });
     t = this.check(txn, 'storeBlob');
-    const run = t.uploading.then(() => this.uploadBlob(b, t, oid, serial, data, file));
-    t.uploading = run.catch(() => undefined);
+    const run = t.uploading.then(() => {
+      if (t.uploadFailed) throw t.uploadFailed;
+      return this.uploadBlob(b, t, oid, serial, data, file);
+    });
+    t.uploading = run.catch((e: Error) => {
+      t.uploadFailed ??= e;
+    });
     await run;
   }
 
