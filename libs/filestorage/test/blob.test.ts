@@ -11,6 +11,7 @@ import {
   POSKeyError,
   StorageError,
   TransactionMetaData,
+  copyTransactionsFrom,
   isBlobRecord,
   isBlobStorage,
   fromHex,
@@ -409,3 +410,21 @@ test('filestorage §13: blobMode proxy (Python BlobStorage around a FileStorage)
 async function commitBlobs1(s: FileStorage, oid: Oid, serial: Tid, content: string, tid: Tid): Promise<Tid> {
   return commitBlob(s, oid, serial, content, { tid });
 }
+
+test('filestorage §16 #49 §13: copyTransactionsFrom of the Python blob vector reproduces Data.fs byte for byte and every blob file', { skip }, async () => {
+  const src = copyBlobVector();
+  const d = tmp();
+  const a = new FileStorage(join(src, 'Data.fs'), { blobDir: join(src, 'blobs'), readOnly: true });
+  const b = new FileStorage(join(d, 'Data.fs'), { blobDir: join(d, 'blobs') });
+  try {
+    const r = await copyTransactionsFrom(a, b);
+    assert.equal(r.transactions, 4);
+    assert.equal(r.blobs, 3);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  assert.deepEqual(readFileSync(join(d, 'Data.fs')), readFileSync(vectorsDir('filestorage', 'blob', 'Data.fs')));
+  const files = (dir: string) => tree(dir).filter((f) => f.endsWith('.blob')).map((f) => [f, readFileSync(join(dir, f), 'latin1')]);
+  assert.deepEqual(files(join(d, 'blobs')), files(vectorsDir('filestorage', 'blob', 'blobs')));
+});
