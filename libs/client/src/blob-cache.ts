@@ -28,7 +28,7 @@ import { readdir, stat, unlink, utimes, copyFile, rename, chmod } from 'node:fs/
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { StorageError, p64, type Oid, type Tid } from '@zeo-ts/storage';
+import { StorageError, autoLayoutSelect, getBlobLayout, p64, tidRepr, type BlobLayout, type Oid, type Tid } from '@zeo-ts/storage';
 
 /** The reference's bucket count of the 'zeocache' layout. */
 export const ZEOCACHE_BUCKETS = 997n;
@@ -46,13 +46,6 @@ export interface BlobCacheOptions {
   logger: Logger;
 }
 
-/** `0x..` without leading zero bytes (ZODB's oid_repr / tid_repr). */
-export function hexRepr(b: Buffer): string {
-  let h = b.toString('hex').replace(/^0+/, '');
-  if (h.length & 1) h = `0${h}`;
-  else if (h === '') h = '00';
-  return `0x${h}`;
-}
 
 /** One download in progress (receiveBlobStart … receiveBlobStop). */
 interface Download {
@@ -67,6 +60,8 @@ export class BlobCache {
   readonly dir: string;
   readonly shared: boolean;
   readonly layout: string;
+  /** the server's layout in shared mode */
+  private readonly sharedLayout: BlobLayout | null = null;
   readonly cacheSize: number | null;
   /** bytes downloaded between two size checks, or null */
   readonly checkBytes: number | null;
@@ -91,10 +86,13 @@ export class BlobCache {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const marker = join(this.dir, '.layout');
     if (this.shared) {
-      this.layout = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : autoLayout(this.dir);
+      this.layout = autoLayoutSelect(this.dir);
       if (this.layout !== 'bushy' && this.layout !== 'lawn') {
         throw new StorageError(`shared blob directory ${this.dir} has layout '${this.layout}' (expected bushy or lawn)`);
       }
+      this.sharedLayout = getBlobLayout(this.layout, this.dir);
+      // as ZODB's FilesystemHelper.create: a directory without a marker gets one
+      if (!existsSync(marker)) writeFileSync(marker, this.layout);
     } else {
       this.layout = 'zeocache';
       if (existsSync(marker)) {
@@ -115,24 +113,14 @@ export class BlobCache {
 
   /** The directory of oid's blobs. */
   oidDirectory(oid: Oid): string {
-    const b = p64(oid);
-    switch (this.layout) {
-      case 'zeocache':
-        return join(this.dir, String(oid % ZEOCACHE_BUCKETS));
-      case 'bushy': {
-        const parts: string[] = [];
-        for (let i = 0; i < 8; i++) parts.push(`0x${b.toString('hex', i, i + 1)}`);
-        return join(this.dir, ...parts);
-      }
-      default:
-        return join(this.dir, hexRepr(b));
-    }
+    if (this.sharedLayout) return join(this.dir, this.sharedLayout.oidToPath(oid));
+    return join(this.dir, String(oid % ZEOCACHE_BUCKETS));
   }
 
   /** The committed file of revision `serial` of oid. */
   blobFilename(oid: Oid, serial: Tid): string {
     if (this.layout === 'zeocache') return join(this.oidDirectory(oid), `${oid / ZEOCACHE_BUCKETS}.${p64(serial).toString('hex')}.blob`);
-    return join(this.oidDirectory(oid), `${hexRepr(p64(serial))}.blob`);
+    return join(this.oidDirectory(oid), `${tidRepr(serial)}.blob`);
   }
 
   /**
@@ -143,7 +131,7 @@ export class BlobCache {
   async adoptUpload(oid: Oid, serial: Tid, file: string): Promise<string> {
     const d = this.oidDirectory(oid);
     mkdirSync(d, { recursive: true, mode: 0o700 });
-    const target = join(d, `${hexRepr(p64(serial))}${randomBytes(6).toString('hex')}.tmp-`);
+    const target = join(d, `${tidRepr(serial)}${randomBytes(6).toString('hex')}.tmp-`);
     try {
       await rename(file, target);
     } catch (err) {
@@ -368,12 +356,6 @@ export class BlobCache {
       return [];
     }
   }
-}
-
-/** ZODB's automatic layout choice for an existing directory without a marker. */
-function autoLayout(dir: string): string {
-  const used = readdirSync(dir).some((n) => !n.startsWith('.'));
-  return used ? 'lawn' : 'bushy';
 }
 
 export function removeQuietly(path: string): void {

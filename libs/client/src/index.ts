@@ -24,4 +24,4 @@ export {
 export { normalizeAddress, normalizeAddresses, addressRepr, addressListRepr, type ServerAddress, type AddressLike } from './address.ts';
 export { storageOptionsFromConfig, openClientFromConfig } from './config.ts';
 export { ClientZ5Codec, clientCodecs } from './z5-client.ts';
-export { BlobCache, ZEOCACHE_BUCKETS, UPLOAD_CHUNK_SIZE, hexRepr, type BlobCacheOptions } from './blob-cache.ts';
+export { BlobCache, ZEOCACHE_BUCKETS, UPLOAD_CHUNK_SIZE, type BlobCacheOptions } from './blob-cache.ts';

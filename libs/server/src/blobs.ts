@@ -7,11 +7,21 @@
  * reference client): the data never queues in memory, and a failing disk fails the call that
  * brought the chunk (the connection closes and the partial file is removed).
  */
-import { closeSync, copyFileSync, existsSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, sep } from 'node:path';
-import { POSKeyError, StorageError, isBlobStorage, u64, type IBlobStorage, type IStorage } from '@zeo-ts/storage';
+import {
+  POSKeyError,
+  StorageError,
+  autoLayoutSelect,
+  getBlobLayout,
+  isBlobStorage,
+  u64,
+  type IBlobStorage,
+  type IStorage,
+  type Oid,
+} from '@zeo-ts/storage';
 import { withWireState } from '@zeo-ts/wire';
 import { PyBuiltinError } from './errors.ts';
 
@@ -176,43 +186,14 @@ export function checkSharedBlobName(name: string): void {
 }
 
 /**
- * The blob directory of a storage (the parent of its temporaryDirectory(), as ZODB's
- * FilesystemHelper puts `tmp` inside the blob directory), unless the storage tells it.
+ * The file `name` inside oid's directory of the storage's blob directory (storeBlobShared): the
+ * storage's own BlobDirectory when it has one (FileStorage's `blobs`), else the directory holding
+ * its temporaryDirectory() (ZODB puts `tmp/` inside the blob directory) in the layout of its
+ * `.layout` marker.
  */
-export function blobDirectoryOf(s: IBlobStorage): string {
-  const x = s as unknown as { blobDirectory?: () => string; blobDir?: string };
-  if (typeof x.blobDirectory === 'function') return x.blobDirectory();
-  if (typeof x.blobDir === 'string') return x.blobDir;
-  return dirname(s.temporaryDirectory());
-}
-
-/** `0x..` with leading zero bytes' digits dropped (ZODB's oid_repr / tid_repr). */
-export function hexRepr(b: Buffer): string {
-  let h = b.toString('hex').replace(/^0+/, '');
-  if (h.length & 1) h = `0${h}`;
-  else if (h === '') h = '00';
-  return `0x${h}`;
-}
-
-/** The directory of an oid in a ZODB blob directory of layout 'bushy' or 'lawn'. */
-export function oidPath(oid: Buffer, layout: string): string {
-  if (oid.length !== 8) throw new TypeError(`oid must be 8 bytes, got ${oid.length}`);
-  if (layout === 'bushy') {
-    const parts: string[] = [];
-    for (let i = 0; i < 8; i++) parts.push(`0x${oid.toString('hex', i, i + 1)}`);
-    return join(...parts);
-  }
-  if (layout === 'lawn') return hexRepr(oid);
-  throw new StorageError(`unsupported blob directory layout '${layout}' (expected bushy or lawn)`);
-}
-
-/** The layout named by `<blobDir>/.layout` ('bushy' when the file is missing). */
-export function readLayout(blobDir: string): string {
-  const marker = join(blobDir, '.layout');
-  if (!existsSync(marker)) return 'bushy';
-  try {
-    return readFileSync(marker, 'utf8').trim();
-  } catch (err) {
-    throw new StorageError(`cannot read blob layout marker ${marker}: ${(err as Error).message}`);
-  }
+export function sharedBlobPath(s: IBlobStorage, oid: Buffer, name: string): string {
+  const own = (s as unknown as { blobs?: { oidPath?: (oid: Oid) => string } }).blobs;
+  if (own && typeof own.oidPath === 'function') return join(own.oidPath(u64(oid)), name);
+  const dir = dirname(s.temporaryDirectory());
+  return join(dir, getBlobLayout(autoLayoutSelect(dir), dir).oidToPath(u64(oid)), name);
 }

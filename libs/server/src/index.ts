@@ -18,4 +18,4 @@ export { PyBuiltinError, OidKeyError, TxnMismatchError, ProtocolViolation } from
 export { PyFloat, PyListValue, pyFloat, pyList } from './values.ts';
 export { serve, toWire, loadTrustAnchors, type ServeOptions, type Listener, type ListenAddress, type TlsOptions } from './net.ts';
 export { serveMonitor } from './monitor.ts';
-export { BLOB_CHUNK_SIZE, BlobKeyError, checkSharedBlobName, oidPath, hexRepr, readLayout } from './blobs.ts';
+export { BLOB_CHUNK_SIZE, BlobKeyError, checkSharedBlobName, sharedBlobPath } from './blobs.ts';

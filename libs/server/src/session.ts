@@ -32,18 +32,15 @@ import {
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
 import { open as openFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   BLOB_CHUNK_SIZE,
   BlobKeyError,
   BlobSend,
   BlobUpload,
-  blobDirectoryOf,
   blobStorageOf,
   checkSharedBlobName,
-  oidPath,
-  readLayout,
   removeQuietly,
+  sharedBlobPath,
   workingCopy,
   type BlobRecord,
 } from './blobs.ts';
@@ -926,8 +923,7 @@ export class ZEOSession implements LockClient {
     }
     if (t.state !== 'begun') throw new StorageTransactionError(`cannot add to a transaction that is ${t.state}`);
     this.checkTxnBytes(t, data.length);
-    const dir = blobDirectoryOf(s);
-    const file = join(dir, oidPath(oid, readLayout(dir)), filename);
+    const file = sharedBlobPath(s, oid, filename);
     this.addBlob(t, { oid, serial, data, file });
     return null;
   }

@@ -5,13 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MappingStorage, POSKeyError, u64, type IStorage } from '@zeo-ts/storage';
 import { RpcConnection, getWireState, type EncodingLetter, type WireValue } from '@zeo-ts/wire';
-import { StorageServer, serve, oidPath } from '../src/index.ts';
+import { StorageServer, serve } from '../src/index.ts';
 import { DirBlobStorage } from '../src/testing/index.ts';
 import { TestClient } from './helpers.ts';
 
@@ -242,8 +242,7 @@ test('protocol violations around blobs close the connection and remove the uploa
     // storeBlobShared with a file in the oid's directory of the shared (bushy) blob directory
     const s = client(srv.port);
     await s.conn.call('register', ['1', false]);
-    const oidDir = join(storage.blobDir, oidPath(oidB(5), 'bushy'));
-    const { mkdirSync } = await import('node:fs');
+    const oidDir = storage.blobs.oidPath(5n);
     mkdirSync(oidDir, { recursive: true });
     writeFileSync(join(oidDir, '0x00abc.tmp-'), 'shared content');
     s.conn.callOneWay('tpc_begin', [1, Buffer.alloc(0), Buffer.alloc(0), {}, null, ' ']);

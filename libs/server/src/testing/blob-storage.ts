@@ -3,31 +3,30 @@
  * MappingStorage whose blobs live in a ZODB 'bushy' blob directory (`<dir>/0x00/…/0x01/<tid>.blob`,
  * `.layout`, `tmp/`), so shared-blob-dir clients can read it directly.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, unlinkSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  BlobDirectory,
   MappingStorage,
   POSKeyError,
   StorageError,
-  p64,
   type IBlobStorage,
   type MappingStorageOptions,
   type Oid,
   type Tid,
   type TransactionMetaData,
 } from '@zeo-ts/storage';
-import { hexRepr, oidPath } from '../blobs.ts';
 
 export class DirBlobStorage extends MappingStorage implements IBlobStorage {
   private pendingBlobs = new Map<TransactionMetaData, Array<{ oid: Oid; file: string }>>();
+  readonly blobs: BlobDirectory;
 
   constructor(
     readonly blobDir: string,
     options: MappingStorageOptions = {},
   ) {
     super(options);
-    mkdirSync(join(blobDir, 'tmp'), { recursive: true });
-    if (!existsSync(join(blobDir, '.layout'))) writeFileSync(join(blobDir, '.layout'), 'bushy');
+    this.blobs = new BlobDirectory(blobDir, { layout: 'bushy' });
   }
 
   supportsBlobs(): boolean {
@@ -35,12 +34,12 @@ export class DirBlobStorage extends MappingStorage implements IBlobStorage {
   }
 
   temporaryDirectory(): string {
-    return join(this.blobDir, 'tmp');
+    return this.blobs.tempDir;
   }
 
   /** the committed file name of revision `serial` of `oid` */
   blobFilename(oid: Oid, serial: Tid): string {
-    return join(this.blobDir, oidPath(p64(oid), 'bushy'), `${hexRepr(p64(serial))}.blob`);
+    return this.blobs.blobFilename(oid, serial);
   }
 
   async storeBlob(oid: Oid, serial: Tid, data: Buffer, blobFilename: string, txn: TransactionMetaData): Promise<void> {
@@ -55,8 +54,7 @@ export class DirBlobStorage extends MappingStorage implements IBlobStorage {
 
   private takeBlob(oid: Oid, file: string, txn: TransactionMetaData): void {
     if (!existsSync(file)) throw new StorageError(`storeBlob: no blob file ${file}`);
-    const dir = join(this.blobDir, oidPath(p64(oid), 'bushy'));
-    mkdirSync(dir, { recursive: true });
+    const dir = this.blobs.oidPath(oid, true);
     const pending = join(dir, `pending-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
     renameSync(file, pending);
     let list = this.pendingBlobs.get(txn);
