@@ -8,7 +8,8 @@
  *  - the segment starts at this storage's committed end, and holds only whole transactions;
  *  - each transaction header: tid strictly increasing (above our last tid), status ' ', 'p' or
  *    'u', the header and metadata inside the transaction, the trailing length equal to tlen;
- *  - each data record: same tid as its transaction, tloc = the transaction's position, no
+ *  - each data record (of a transaction not marked 'u', whose records the open scan ignores
+ *    too, as this does): same tid as its transaction, tloc = the transaction's position, no
  *    version, its record inside the transaction, prev = our current position for that oid
  *    (the index, or an earlier record of the same segment), a backpointer (if any) naming a
  *    data record of the same oid earlier in our file or in the segment.
@@ -136,6 +137,12 @@ function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
     if (tlen < hlen) throw new RawAppendError(file, tpos, `transaction length ${tlen} shorter than its header (${hlen})`);
     if (off + tlen + 8 > seg.length) throw new RawAppendError(file, tpos, `transaction length ${tlen} runs past the segment end (${seg.length - off} bytes left)`);
     if (readPosSafe(seg, off + tlen) !== tlen) throw new RawAppendError(file, tpos + tlen, 'redundant transaction length does not match');
+    if (status === 0x75) {
+      // 'u': kept byte for byte but, as the open scan does, neither indexed nor published
+      ltid = tid;
+      off += tlen + 8;
+      continue;
+    }
     const oids: Oid[] = [];
     const seen = new Set<number | string>();
     let r = off + hlen;

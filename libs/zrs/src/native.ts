@@ -7,6 +7,14 @@
  * (and then streams one Txn per transaction, each with its own MD5) or Refuse (ahead, diverged,
  * protocol). The secondary sends Ack after each transaction is durable; an empty sized message
  * is a keep-alive. Pure codec.
+ *
+ * Raw mode: when the secondary's Hello asks for it (`raw`, its data file's end `end_pos` and the
+ * SHA-1 of the raw bytes of its last transaction) and the primary finds the same transaction
+ * ending at the same offset in its own file, the Welcome says `raw` and the primary sends Raw
+ * frames: whole transactions as the bytes of its data file (`pos` = where they start in both
+ * files, `count` transactions, the last one `last_tid`, SHA-1 of the bytes). The primary may
+ * switch back to Txn frames at any time (after a pack); the secondary accepts both kinds.
+ * Raw frames are encoded and decoded by hand (no copy of the bytes beyond the one frame buffer).
  */
 import { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
@@ -19,11 +27,12 @@ syntax = "proto3";
 package zeots.zrs;
 message Record { bytes oid = 1; bytes tid = 2; bool has_data = 3; bytes data = 4; bytes data_txn = 5; }
 message Txn { bytes tid = 1; string status = 2; bytes user = 3; bytes description = 4; bytes extension = 5; repeated Record records = 6; uint64 end_pos = 8; }
-message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; }
-message Welcome { bytes last_tid = 1; string name = 2; }
+message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; uint64 end_pos = 4; bool raw = 5; bytes last_raw_sha1 = 6; }
+message Welcome { bytes last_tid = 1; string name = 2; bool raw = 3; }
+message Raw { uint64 pos = 1; bytes data = 2; bytes last_tid = 3; uint32 count = 4; bytes sha1 = 5; }
 message Refuse { string reason = 1; string code = 2; }
 message Ack { bytes tid = 1; }
-message Frame { oneof kind { Hello hello = 1; Welcome welcome = 2; Refuse refuse = 3; bytes txn = 4; Ack ack = 5; } bytes txn_md5 = 6; }
+message Frame { oneof kind { Hello hello = 1; Welcome welcome = 2; Refuse refuse = 3; bytes txn = 4; Ack ack = 5; Raw raw = 7; } bytes txn_md5 = 6; }
 `;
 
 const root = protobuf.parse(SCHEMA, { keepCase: true }).root;
@@ -49,8 +58,9 @@ export interface NativeTxn {
 }
 
 export type NativeFrame =
-  | { kind: 'hello'; lastTid: Tid; lastDigest: Buffer; name: string }
-  | { kind: 'welcome'; lastTid: Tid; name: string }
+  | { kind: 'hello'; lastTid: Tid; lastDigest: Buffer; name: string; endPos?: number; raw?: boolean; lastRawSha1?: Buffer }
+  | { kind: 'welcome'; lastTid: Tid; name: string; raw?: boolean }
+  | RawFrame
   | { kind: 'refuse'; reason: string; code: string }
   | { kind: 'txn'; txn: NativeTxn }
   | { kind: 'ack'; tid: Tid };
@@ -85,11 +95,13 @@ export function encodeFrame(f: NativeFrame): Buffer {
   let msg: Record<string, unknown>;
   switch (f.kind) {
     case 'hello':
-      msg = { hello: { last_tid: p64(f.lastTid), last_digest: f.lastDigest, name: f.name } };
+      msg = { hello: { last_tid: p64(f.lastTid), last_digest: f.lastDigest, name: f.name, end_pos: f.endPos ?? 0, raw: !!f.raw, last_raw_sha1: f.lastRawSha1 ?? Buffer.alloc(0) } };
       break;
     case 'welcome':
-      msg = { welcome: { last_tid: p64(f.lastTid), name: f.name } };
+      msg = { welcome: { last_tid: p64(f.lastTid), name: f.name, raw: !!f.raw } };
       break;
+    case 'raw':
+      return encodeRawFrame(f.pos, f.lastTid, f.count, f.data).subarray(4);
     case 'refuse':
       msg = { refuse: { reason: f.reason, code: f.code } };
       break;
@@ -128,14 +140,18 @@ const buf = (b: unknown): Buffer => (b instanceof Uint8Array ? Buffer.from(b.buf
 
 /** Decode one frame; a Txn whose MD5 does not match its content is an error. */
 export function decodeFrame(payload: Buffer): NativeFrame {
+  if (payload.length > 0 && payload[0] === RAW_TAG) return decodeRawFrame(payload);
   let m: Record<string, any>;
   try {
     m = FrameType.toObject(FrameType.decode(payload), { longs: Number, defaults: true }) as Record<string, any>;
   } catch (e) {
     throw new NativeProtocolError(`undecodable frame: ${(e as Error).message}`);
   }
-  if (m.hello) return { kind: 'hello', lastTid: id(m.hello.last_tid, 'hello.last_tid'), lastDigest: buf(m.hello.last_digest), name: String(m.hello.name) };
-  if (m.welcome) return { kind: 'welcome', lastTid: id(m.welcome.last_tid, 'welcome.last_tid'), name: String(m.welcome.name) };
+  if (m.hello) {
+    const h = m.hello;
+    return { kind: 'hello', lastTid: id(h.last_tid, 'hello.last_tid'), lastDigest: buf(h.last_digest), name: String(h.name), endPos: Number(h.end_pos ?? 0), raw: !!h.raw, lastRawSha1: buf(h.last_raw_sha1) };
+  }
+  if (m.welcome) return { kind: 'welcome', lastTid: id(m.welcome.last_tid, 'welcome.last_tid'), name: String(m.welcome.name), raw: !!m.welcome.raw };
   if (m.refuse) return { kind: 'refuse', reason: String(m.refuse.reason), code: String(m.refuse.code) };
   if (m.ack) return { kind: 'ack', tid: id(m.ack.tid, 'ack.tid') };
   if (m.txn && m.txn.length) {
@@ -157,4 +173,135 @@ export function decodeFrame(payload: Buffer): NativeFrame {
     return { kind: 'txn', txn };
   }
   throw new NativeProtocolError('empty frame');
+}
+
+// ---- raw frames ----------------------------------------------------------------------------
+
+/** Whole transactions as the primary's data-file bytes (raw mode). */
+export interface RawFrame {
+  kind: 'raw';
+  /** offset of data[0] in both data files */
+  pos: number;
+  /** tid of the last transaction in data */
+  lastTid: Tid;
+  /** number of transactions in data */
+  count: number;
+  data: Buffer;
+}
+
+/** Frame field 7 (Raw), length-delimited: the first byte of every Raw frame. */
+const RAW_TAG = (7 << 3) | 2;
+
+function varintLength(v: number): number {
+  let n = 1;
+  for (let x = v; x >= 0x80; x = Math.floor(x / 0x80)) n++;
+  return n;
+}
+
+function writeVarint(b: Buffer, o: number, v: number): number {
+  let x = v;
+  for (let guard = 0; x >= 0x80 && guard < 10; guard++) {
+    b[o++] = (x % 0x80) | 0x80;
+    x = Math.floor(x / 0x80);
+  }
+  b[o++] = x;
+  return o;
+}
+
+/** SHA-1 of a raw segment (what a Raw frame carries; cheaper than MD5 on this hardware). */
+export function rawDigest(data: Buffer): Buffer {
+  return createHash('sha1').update(data).digest();
+}
+
+/**
+ * One Raw frame ready for the socket: the 4-byte size prefix, then the protobuf Frame { raw }.
+ * `sha1` may be given when already computed.
+ */
+export function encodeRawFrame(pos: number, lastTid: Tid, count: number, data: Buffer, sha1: Buffer = rawDigest(data)): Buffer {
+  if (!Number.isSafeInteger(pos) || pos < 0) throw new RangeError(`raw frame: bad position ${pos}`);
+  if (!Number.isInteger(count) || count < 0 || count > 0xffffffff) throw new RangeError(`raw frame: bad count ${count}`);
+  if (sha1.length !== 20) throw new RangeError('raw frame: sha1 must be 20 bytes');
+  // Raw body: pos (1), last_tid (3), count (4), sha1 (5), data (2, last so it is copied once)
+  const bodyLen = 1 + varintLength(pos) + 2 + 8 + 1 + varintLength(count) + 2 + 20 + 1 + varintLength(data.length) + data.length;
+  const total = 1 + varintLength(bodyLen) + bodyLen;
+  const out = Buffer.allocUnsafe(4 + total);
+  out.writeUInt32BE(total, 0);
+  let o = 4;
+  out[o++] = RAW_TAG;
+  o = writeVarint(out, o, bodyLen);
+  out[o++] = (1 << 3) | 0;
+  o = writeVarint(out, o, pos);
+  out[o++] = (3 << 3) | 2;
+  out[o++] = 8;
+  out.writeBigUInt64BE(lastTid, o);
+  o += 8;
+  out[o++] = (4 << 3) | 0;
+  o = writeVarint(out, o, count);
+  out[o++] = (5 << 3) | 2;
+  out[o++] = 20;
+  sha1.copy(out, o);
+  o += 20;
+  out[o++] = (2 << 3) | 2;
+  o = writeVarint(out, o, data.length);
+  data.copy(out, o);
+  o += data.length;
+  if (o !== out.length) throw new Error(`raw frame: encoded ${o} of ${out.length} bytes`);
+  return out;
+}
+
+function readVarint(b: Buffer, o: number, end: number, what: string): [number, number] {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 8; i++) {
+    if (o >= end) throw new NativeProtocolError(`raw frame: truncated ${what}`);
+    const c = b[o++]!;
+    v += (c & 0x7f) * mul;
+    if (c < 0x80) {
+      if (!Number.isSafeInteger(v)) throw new NativeProtocolError(`raw frame: ${what} out of range`);
+      return [v, o];
+    }
+    mul *= 0x80;
+  }
+  throw new NativeProtocolError(`raw frame: ${what} varint too long`);
+}
+
+/** Decode a Raw frame (the payload after the size prefix); its data is a view, not a copy. */
+export function decodeRawFrame(payload: Buffer): RawFrame {
+  if (payload[0] !== RAW_TAG) throw new NativeProtocolError('not a raw frame');
+  const [bodyLen, start] = readVarint(payload, 1, payload.length, 'frame length');
+  const end = start + bodyLen;
+  if (end !== payload.length) throw new NativeProtocolError(`raw frame: body of ${bodyLen} bytes in a ${payload.length}-byte frame`);
+  let pos = -1;
+  let count = -1;
+  let lastTid: Tid | null = null;
+  let sha1: Buffer | null = null;
+  let data: Buffer | null = null;
+  let o = start;
+  for (let guard = 0; o < end && guard < 64; guard++) {
+    const tag = payload[o++]!;
+    const field = tag >> 3;
+    const wire = tag & 7;
+    if (wire === 0) {
+      const [v, n] = readVarint(payload, o, end, `field ${field}`);
+      o = n;
+      if (field === 1) pos = v;
+      else if (field === 4) count = v;
+    } else if (wire === 2) {
+      const [len, n] = readVarint(payload, o, end, `field ${field} length`);
+      if (n + len > end) throw new NativeProtocolError(`raw frame: field ${field} runs past the frame`);
+      const v = payload.subarray(n, n + len);
+      o = n + len;
+      if (field === 2) data = v;
+      else if (field === 3) {
+        if (len !== 8) throw new NativeProtocolError('raw frame: last_tid must be 8 bytes');
+        lastTid = u64(v);
+      } else if (field === 5) sha1 = v;
+    } else {
+      throw new NativeProtocolError(`raw frame: unexpected wire type ${wire} for field ${field}`);
+    }
+  }
+  if (o !== end) throw new NativeProtocolError('raw frame: too many fields');
+  if (pos < 0 || count < 0 || lastTid === null || sha1 === null || data === null) throw new NativeProtocolError('raw frame: a field is missing');
+  if (!rawDigest(data).equals(sha1)) throw new NativeProtocolError(`checksum mismatch in the raw segment at ${pos}`);
+  return { kind: 'raw', pos, lastTid, count, data };
 }

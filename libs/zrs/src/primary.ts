@@ -34,6 +34,8 @@ import { encodeB, encodeC, encodeS, encodeT, extensionDict } from './messages.ts
 import { blobBlocks, blobToSend, sendNativeBlob, streamBlob } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest } from './native.ts';
 import { type ZrsAddress, addressRepr, listenArgs } from './address.ts';
+import type { NativeFrame } from './native.ts';
+import { RawSource, produceRaw, rawAgreed, type RawProducerContext, type RawSourceOptions } from './raw.ts';
 
 export interface PrimaryOptions {
   logger?: Logger;
@@ -244,6 +246,16 @@ export class Primary implements IStorage {
     return this.endPositions.get(tid);
   }
 
+  private rawSrc: RawSource | null = null;
+  /**
+   * Raw mode (raw.ts): the data-file segments shared by every raw connection. `options` apply
+   * when it is first made (tests: small segments).
+   */
+  rawSource(options?: RawSourceOptions): RawSource {
+    if (!this.rawSrc) this.rawSrc = new RawSource(this.storage, options);
+    return this.rawSrc;
+  }
+
   /** Replication state of every connected secondary. */
   replicationStatus(): Record<string, unknown> {
     const last = this.storage.lastTransaction();
@@ -394,6 +406,7 @@ export class Primary implements IStorage {
     if (timer) clearTimeout(timer);
     for (const c of this.conns) c.destroy();
     await stoppedListening;
+    this.rawSrc?.close();
     if (typeof this.addr === 'string' && existsSync(this.addr)) {
       try {
         unlinkSync(this.addr);
@@ -421,6 +434,9 @@ class PrimaryConnection {
   sentTid: Tid = 0n;
   ackedTid: Tid | null = null;
   private iter: FileIterator | null = null;
+  private hello: Extract<NativeFrame, { kind: 'hello' }> | null = null;
+  /** sending whole transactions as data-file bytes (raw.ts) */
+  raw = false;
   private stopped = false;
   private catchUpThenStop = false;
   private producing: Promise<void> | null = null;
@@ -515,6 +531,7 @@ class PrimaryConnection {
           return this.fail(`Invalid hello: ${(e as Error).message}`);
         }
         if (f.kind !== 'hello') return this.fail(`Invalid hello: got ${f.kind}`);
+        this.hello = f;
         return this.start(f.lastTid, f.lastDigest);
       }
       if (m.length !== 8) return this.fail(`Invalid transaction id, ${pyBytesRepr(m)}`);
@@ -624,7 +641,17 @@ class PrimaryConnection {
       it.locate(ltid);
       if (this.native) {
         if (ltid !== 0n) this.checkSamePast(it, ltid, lastDigest);
-        await this.send(encodeSized(encodeFrame({ kind: 'welcome', lastTid: fs.lastTransaction(), name: fs.getName() })));
+        this.raw = this.rawAgreed(it.pos);
+        await this.send(encodeSized(encodeFrame({ kind: 'welcome', lastTid: fs.lastTransaction(), name: fs.getName(), raw: this.raw })));
+      }
+      if (this.raw) {
+        const how = await produceRaw(p.rawSource(), this.rawContext(), it.pos);
+        if (how !== 'fallback') {
+          if (how === 'done') this.close();
+          return;
+        }
+        this.raw = false;
+        it.locate(this.sentTid);
       }
       const sum = new RunningChecksum(Buffer.from(p64b(ltid)));
       for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
@@ -650,6 +677,28 @@ class PrimaryConnection {
       it.close();
       if (this.iter === it) this.iter = null;
     }
+  }
+
+  /** raw mode when the secondary asked and its file ends where our next transaction starts */
+  private rawAgreed(startPos: number): boolean {
+    const h = this.hello;
+    if (!h?.raw) return false;
+    const r = rawAgreed(this.primary.rawSource(), h, startPos);
+    this.log.info(`${this.peer}: ${r.ok ? 'raw mode' : 'record mode'} (${r.why})`);
+    return r.ok;
+  }
+
+  private rawContext(): RawProducerContext {
+    return {
+      log: this.log,
+      stopped: () => (this.stopped && !this.catchUpThenStop) || this.sock.destroyed,
+      finishing: () => this.catchUpThenStop || this.primary.isClosing,
+      send: (b: Buffer) => this.send(b),
+      sent: (tid: Tid) => {
+        this.sentTid = tid;
+      },
+      waitForData: () => this.primary.waitForData(),
+    };
   }
 
   /** native only: the secondary's last transaction must be ours too (divergence check). */

@@ -29,6 +29,7 @@ import { decodeMessage, extensionBytes, ProtocolError, type BMessage, type SMess
 import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
+import { RawReceiver, isRawPayload, rawHello } from './raw.ts';
 import type { IBlobStorage } from '@zeo-ts/storage';
 import { Primary, type PrimaryOptions } from './primary.ts';
 import type { FileStorage } from '@zeo-ts/filestorage';
@@ -49,6 +50,8 @@ export interface SecondaryOptions {
   deferStart?: boolean;
   /** most received bytes queued for application before the socket is paused (default 8 MiB) */
   maxQueuedBytes?: number;
+  /** native channel: ask for raw mode (whole transactions as data-file bytes, raw.ts) when our file is positionally identical to the primary's (default true) */
+  raw?: boolean;
 }
 
 export type SecondaryState = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
@@ -69,6 +72,11 @@ export class Secondary implements IStorage {
   /** in 'auto' mode: the primary refused our native id, use zrs2.0 */
   private nativeRefused = false;
   private readonly maxQueuedBytes: number;
+  private readonly rawEnabled: boolean;
+  /** the last raw connection refused a segment: the next connection uses the record path */
+  private rawOffOnce = false;
+  /** raw segments refused so far (each one made a connection fall back to the record path) */
+  rawFallbacks = 0;
   state: SecondaryState = 'idle';
   private sock: net.Socket | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -104,6 +112,7 @@ export class Secondary implements IStorage {
     this.keepAliveDelay = options.keepAliveDelay ?? 0;
     this.nativeMode = options.native ?? 'auto';
     this.maxQueuedBytes = options.maxQueuedBytes ?? 8 << 20;
+    this.rawEnabled = options.raw ?? true;
     this.log.info(`Opening ${storage.getName()} ${addr === null ? 'None' : addressRepr(addr)}`);
     if (addr !== null && !options.deferStart) this.connect();
   }
@@ -168,7 +177,9 @@ export class Secondary implements IStorage {
       const proto = native ? NATIVE_PROTOCOL : this.supportsBlobs() ? 'zrs2.1' : 'zrs2.0'; // §6.1, §14 #4
       sock.write(encodeSized(Buffer.from(proto, 'latin1')));
       if (native) {
-        sock.write(encodeSized(encodeFrame({ kind: 'hello', lastTid: last, lastDigest: Buffer.alloc(0), name: this.storage.getName() })));
+        const rh = this.rawEnabled && !this.rawOffOnce ? rawHello(this.storage) : null;
+        this.rawOffOnce = false;
+        sock.write(encodeSized(encodeFrame({ kind: 'hello', lastTid: last, lastDigest: Buffer.alloc(0), name: this.storage.getName(), ...(rh ? { raw: true, endPos: rh.endPos, lastRawSha1: rh.lastRawSha1 } : {}) })));
       } else {
         sock.write(encodeSized(p64b(last)));
       }
@@ -204,6 +215,7 @@ export class Secondary implements IStorage {
         } else {
           this.failures = 0;
         }
+        if (c?.rawFallback) delay = 0; // reconnect at once, on the record path
         this.nextReconnectDelay = delay;
         this.log.info({ reconnectDelay: delay }, `reconnecting to ${addressRepr(this.addr!)} in ${delay} s`);
         this.setState('waiting');
@@ -231,6 +243,12 @@ export class Secondary implements IStorage {
   /** @internal for ApplyConnection */
   get queueLimit(): number {
     return this.maxQueuedBytes;
+  }
+
+  /** @internal a raw segment was refused: the next connection uses the record path */
+  noteRawFallback(): void {
+    this.rawOffOnce = true;
+    this.rawFallbacks++;
   }
 
   /** @internal */
@@ -468,6 +486,11 @@ class ApplyConnection {
   private nativeBlobs: NativeBlobReceiver | null = null;
   /** a welcome, a transaction, or anything arrived */
   progressed = false;
+  /** the primary sends raw segments (its welcome said so) */
+  rawMode = false;
+  /** a raw segment was refused on this connection */
+  rawFallback = false;
+  private rawRx: RawReceiver | null = null;
 
   constructor(
     private readonly sec: Secondary,
@@ -505,6 +528,10 @@ class ApplyConnection {
         for (let guard = 0; this.queue.length && !this.dead && guard < Number.MAX_SAFE_INTEGER; guard++) {
           const m = this.queue.shift()!;
           this.queued -= m.length + 4;
+          if (this.native && isRawPayload(m)) {
+            await this.handleRaw(m);
+            continue;
+          }
           if (this.queued <= this.sec.queueLimit / 2 && this.sock.isPaused()) this.sock.resume();
           await this.handle(m);
         }
@@ -535,6 +562,7 @@ class ApplyConnection {
     this.dead = true;
     this.queue.length = 0;
     await this.running.catch(() => undefined);
+    await this.flushRaw(false).catch((e) => this.sec.log.error({ err: String(e) }, `${this.peer}: cannot make the raw transactions durable`));
     const inc = this.incoming;
     this.incoming = null;
     await inc?.blob.discard();
@@ -634,6 +662,8 @@ class ApplyConnection {
     const f = decodeFrame(m);
     switch (f.kind) {
       case 'welcome':
+        this.rawMode = !!f.raw;
+        if (this.rawMode) this.sec.log.info(`${this.peer}: raw mode (our file is positionally identical to the primary's)`);
         this.progressed = true;
         this.sec.refused = null;
         this.sec.signal();
@@ -646,6 +676,7 @@ class ApplyConnection {
         this.sock.destroy();
         return;
       case 'txn':
+        await this.flushRaw(true);
         await this.applyNative(f.txn);
         this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: f.txn.tid })));
         this.progressed = true;
@@ -654,6 +685,49 @@ class ApplyConnection {
       default:
         throw new ProtocolError(`unexpected ${f.kind} frame from the primary`);
     }
+  }
+
+  /**
+   * Raw segments (raw.ts): `first` and every raw frame queued behind it are appended, then made
+   * durable with one fdatasync (unless more keep arriving, up to a bound), then acknowledged
+   * once. A refused segment: what came before it stays, the connection falls back.
+   */
+  private async handleRaw(first: Buffer): Promise<void> {
+    if (!this.rawMode) throw new ProtocolError('raw segment from the primary without raw mode');
+    const batch = [first];
+    let bytes = first.length;
+    for (let guard = 0; this.queue.length && isRawPayload(this.queue[0]!) && bytes < 64 << 20 && guard < 1_000_000; guard++) {
+      const m = this.queue.shift()!;
+      this.queued -= m.length + 4;
+      bytes += m.length;
+      batch.push(m);
+    }
+    if (this.queued <= this.sec.queueLimit / 2 && this.sock.isPaused()) this.sock.resume();
+    if (!this.rawRx) this.rawRx = new RawReceiver(this.sec.storage as FileStorage, this.sec.log);
+    const r = await this.rawRx.apply(batch, this.queue.length > 0);
+    this.rawDurable(r.durable, r.ack, true);
+    if (r.refused !== null) {
+      this.rawFallback = true;
+      this.sec.noteRawFallback();
+      this.sec.lastError = `raw segment refused: ${r.refused}`;
+      this.dead = true;
+      this.queue.length = 0;
+      this.sock.destroy();
+    }
+  }
+
+  private rawDurable(durable: number, ack: Tid | null, sendAck: boolean): void {
+    if (ack === null) return;
+    if (sendAck && !this.sock.destroyed) this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: ack })));
+    this.progressed = true;
+    for (let i = 0; i < durable; i++) this.sec.noteApplied();
+  }
+
+  /** make raw transactions appended so far durable (before a record transaction, or at the end) */
+  private async flushRaw(sendAck: boolean): Promise<void> {
+    if (!this.rawRx) return;
+    const r = await this.rawRx.flush();
+    this.rawDurable(r.durable, r.ack, sendAck);
   }
 
   private async applyNative(t: NativeTxn): Promise<void> {

@@ -1,0 +1,319 @@
+// Raw mode of the native channel (raw.ts, native.ts Raw frames, filestorage raw-append.ts):
+// whole transactions as data-file bytes between positionally identical zeo-ts peers.
+// zrs §14 #30 (live delivery), #31 (back-pressure, bounded shared frames), #32 (pack of the
+// primary), #33/#37 (same transactions, invalidations), #34/#35/#42 (lost connection, resume,
+// kill -9), #39 (bad input refused) — as cited per test.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileStorage, RawAppendError, appendRawTransactions, readPos } from '@zeo-ts/filestorage';
+import { TransactionMetaData, toHex, type IStorage, type Tid } from '@zeo-ts/storage';
+import { commit, makeRecord } from '@zeo-ts/storage/testing';
+import { Primary, Secondary, decodeFrame, encodeFrame, encodeRawFrame, isRawPayload } from '../src/index.ts';
+import { FakePrimary, memoryLogger, tempDir, until } from './helpers.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+let counter = 0;
+
+/** n transactions: new objects, updates of earlier ones, a delete, an undo (backpointers), an empty one */
+async function history(s: IStorage, n: number): Promise<void> {
+  const oids: bigint[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 3 === 2 && oids.length) {
+      const oid = oids[i % oids.length]!;
+      const serial = (await s.load(oid)).tid;
+      await commit(s, [{ oid, serial, data: makeRecord({ state: { n: counter++ } } as never) }], { description: `update ${i}` });
+    } else {
+      const oid = await s.new_oid();
+      oids.push(oid);
+      await commit(s, [{ oid, serial: 0n, data: makeRecord({ state: { n: counter++, pad: 'x'.repeat(i % 7 * 50) } } as never) }], { description: `txn ${i}` });
+    }
+  }
+  // an undo of the last transaction: backpointer records
+  const txn = new TransactionMetaData('', 'undo');
+  await s.tpc_begin(txn);
+  const [entry] = await s.undoLog(0, 1);
+  await s.undo(entry!.id, txn);
+  await s.tpc_vote(txn);
+  await s.tpc_finish(txn);
+  // an empty transaction
+  await commit(s, [], { description: 'empty' });
+}
+
+async function caughtUp(primary: IStorage, secondary: Secondary): Promise<void> {
+  await until(() => secondary.lastTransaction() === primary.lastTransaction(), () => secondary.changed(), 'secondary to catch up');
+}
+
+/** [start, end) of each transaction of a data file */
+function txnSpans(file: Buffer): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let pos = 4; pos < file.length && out.length < 1e6; ) {
+    const tlen = readPos(file, pos + 8);
+    out.push([pos, pos + tlen + 8]);
+    pos += tlen + 8;
+  }
+  return out;
+}
+
+test('raw mode, zrs §14 #30, #33, #37: catch-up in many segments and live commits give byte-identical files and every invalidation', async () => {
+  const d = tempDir('zrs-raw-');
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log });
+  await primary.listening;
+  const source = primary.rawSource({ maxSegment: 2000 }); // small segments: catch-up takes many frames
+  await history(primary, 40);
+  const sm = memoryLogger();
+  const sfs = new FileStorage(join(d, 's.fs'));
+  const invalidated: Tid[] = [];
+  sfs.onCommit((tid) => invalidated.push(tid));
+  const secondary = new Secondary(sfs, { host: '127.0.0.1', port: primary.port }, { logger: sm.log, native: 'always', reconnectDelay: 0.05 });
+  await caughtUp(primary, secondary);
+  assert.ok(pm.has(/raw mode \(empty secondary\)/), 'the primary agreed to raw mode');
+  assert.ok(sm.has(/raw mode/));
+  assert.ok(source.reads > 3, `catch-up took ${source.reads} segments`);
+  // live: each commit is one raw frame
+  await history(primary, 10);
+  await caughtUp(primary, secondary);
+  const expected: Tid[] = [];
+  for await (const t of primary.iterator()) expected.push(t.tid);
+  assert.deepEqual(invalidated, expected, 'one invalidation per transaction, in order');
+  assert.deepEqual((await secondary.load(1n)).data, (await primary.load(1n)).data);
+  assert.equal(secondary.rawFallbacks, 0);
+  await secondary.close();
+  await primary.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
+  // the secondary reopens cleanly (its saved index matches the raw-appended file)
+  const again = new FileStorage(join(d, 's.fs'), { readOnly: true });
+  assert.equal(again.lastTransaction(), expected.at(-1));
+  await again.close();
+});
+
+test('raw mode, zrs §14 #30, #31: two secondaries share each live frame (read and encoded once); acks still count per secondary (ack-quorum 2)', async () => {
+  const d = tempDir('zrs-raw2-');
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log, ackQuorum: 0, ackTimeout: 60000 });
+  await primary.listening;
+  await history(primary, 5);
+  const secs = [0, 1].map((i) => new Secondary(new FileStorage(join(d, `s${i}.fs`)), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', reconnectDelay: 0.05 }));
+  for (const s of secs) await caughtUp(primary, s);
+  await until(() => primary.ackedCount(primary.lastTransaction()) === 2, () => primary.changed(), 'both acks');
+  primary.ackQuorum = 2;
+  const source = primary.rawSource();
+  const reads0 = source.reads;
+  for (let i = 0; i < 10; i++) {
+    const tid = await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: makeRecord() }]);
+    // semi-sync: tpc_finish returned, so both secondaries have it durably
+    assert.ok(primary.ackedCount(tid) >= 2);
+  }
+  assert.ok(source.reads - reads0 <= 10, `each live commit read at most once (${source.reads - reads0} reads for 10 commits)`);
+  assert.ok(source.hits >= 10, `the second secondary got cached frames (${source.hits} hits)`);
+  for (const s of secs) await s.close();
+  await primary.close();
+  const p = readFileSync(join(d, 'p.fs'));
+  for (const i of [0, 1]) assert.deepEqual(readFileSync(join(d, `s${i}.fs`)), p);
+});
+
+test('raw mode, zrs §14 #32: a pack of the primary switches a live raw connection to the record path; a later connection is not raw (positions differ)', async () => {
+  const d = tempDir('zrs-rawpack-');
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log });
+  await primary.listening;
+  await commit(primary, [{ oid: 0n, serial: 0n, data: makeRecord() }]);
+  await history(primary, 20);
+  const sm = memoryLogger();
+  const secondary = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: sm.log, native: 'always', reconnectDelay: 0.05 });
+  await caughtUp(primary, secondary);
+  assert.ok(pm.has(/raw mode/));
+  await primary.pack(Date.now() / 1000 + 1, false); // no GC: every object stays loadable
+  await history(primary, 3);
+  await caughtUp(primary, secondary);
+  await pm.waitFor(/data file was replaced \(pack\)/);
+  for (const oid of [1n, 2n, 3n]) assert.deepEqual((await secondary.load(oid)).data, (await primary.load(oid)).data);
+  // reconnect: the secondary's file no longer lines up with the packed primary's
+  const before = secondary.connections;
+  secondary.disconnect();
+  await until(() => secondary.connections > before && secondary.state === 'connected', () => secondary.changed(), 'reconnection');
+  await pm.waitFor(/record mode \(the secondary's file ends at/);
+  await history(primary, 2);
+  await caughtUp(primary, secondary);
+  await secondary.close();
+  await primary.close();
+});
+
+test('raw mode: a secondary whose last transaction has other bytes at the same position gets the record path', async () => {
+  const d = tempDir('zrs-rawdiff-');
+  const pfs = new FileStorage(join(d, 'p.fs'));
+  await history(pfs, 6);
+  await pfs.close();
+  // same length, same tids, one data byte changed in the last transaction with records
+  const bytes = readFileSync(join(d, 'p.fs'));
+  const spans = txnSpans(bytes);
+  const [s0, e0] = spans.at(-2)!; // the undo's transaction precedes the empty one
+  const copy = Buffer.from(bytes.subarray(0, e0));
+  copy[e0 - 9] = copy[e0 - 9]! ^ 0x01; // inside the last record's data/backpointer area, not a length
+  writeFileSync(join(d, 's.fs'), copy);
+  void s0;
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log });
+  await primary.listening;
+  await history(primary, 2);
+  const secondary = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', reconnectDelay: 0.05 });
+  await caughtUp(primary, secondary);
+  assert.ok(pm.has(/record mode \(the bytes of transaction/), 'refused raw because the bytes differ');
+  await secondary.close();
+  await primary.close();
+});
+
+test('raw-append: a segment failing any check is refused whole and nothing of it is written (filestorage raw append)', async () => {
+  const d = tempDir('zrs-rawbad-');
+  const pfs = new FileStorage(join(d, 'p.fs'));
+  await history(pfs, 8);
+  await pfs.close();
+  const bytes = readFileSync(join(d, 'p.fs'));
+  const spans = txnSpans(bytes);
+  const all = bytes.subarray(4);
+  const sfs = new FileStorage(join(d, 's.fs'));
+  const tamper = (at: number, v: number) => {
+    const b = Buffer.from(all);
+    b[at - 4] = v;
+    return b;
+  };
+  const [t2s] = spans[2]!;
+  const hlen = 23 + all.readUInt16BE(t2s - 4 + 17) + all.readUInt16BE(t2s - 4 + 19) + all.readUInt16BE(t2s - 4 + 21);
+  const rec = t2s + hlen; // first data record of the third transaction
+  const bad: Array<[string, Buffer, RegExp]> = [
+    ['prev pointer', tamper(rec + 23, bytes[rec + 23]! ^ 0x10), /prev/],
+    ['tloc', tamper(rec + 31, bytes[rec + 31]! ^ 0x01), /tloc/],
+    ['record tid', tamper(rec + 15, bytes[rec + 15]! ^ 0x01), /tid differs/],
+    ['status', tamper(t2s + 16, 0x63), /status/],
+    ['redundant length', tamper(spans[2]![1] - 1, bytes[spans[2]![1] - 1]! ^ 0x01), /redundant|length/],
+    ['truncated', all.subarray(0, all.length - 3), /truncated|past the segment|boundary/],
+  ];
+  for (const [what, seg, re] of bad) {
+    await assert.rejects(appendRawTransactions(sfs, [seg]), (e: unknown) => e instanceof RawAppendError && re.test((e as Error).message) && /s\.fs/.test((e as Error).message), what);
+    assert.equal(sfs.getSize(), 4, `${what}: nothing appended`);
+    assert.equal(statSync(join(d, 's.fs')).size, 4, `${what}: nothing written`);
+  }
+  // a backpointer to a record of another oid
+  const undo = spans.at(-2)!;
+  const uh = undo[0] + 23 + bytes.readUInt16BE(undo[0] + 17) + bytes.readUInt16BE(undo[0] + 19) + bytes.readUInt16BE(undo[0] + 21);
+  assert.equal(readPos(bytes, uh + 34), 0, 'the undo writes a backpointer record');
+  const r = await appendRawTransactions(sfs, [bytes.subarray(4, undo[0])]);
+  assert.equal(r.end, undo[0]);
+  const wrongBack = Buffer.from(bytes.subarray(undo[0], undo[1]));
+  wrongBack.writeUInt32BE(0, uh - undo[0] + 42);
+  wrongBack.writeUInt32BE(4 + 23 + bytes.readUInt16BE(4 + 17) + bytes.readUInt16BE(4 + 19) + bytes.readUInt16BE(4 + 21), uh - undo[0] + 46);
+  await assert.rejects(appendRawTransactions(sfs, [wrongBack]), /backpointer/);
+  assert.equal(sfs.getSize(), undo[0]);
+  // the good rest goes in; the result is the primary's file
+  await appendRawTransactions(sfs, [bytes.subarray(undo[0])]);
+  await sfs.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), bytes);
+});
+
+test('raw mode, zrs §14 #39, #42: a corrupt raw segment from the primary is refused, nothing of it is written, the next connection asks for the record path', async () => {
+  const d = tempDir('zrs-rawfake-');
+  const pfs = new FileStorage(join(d, 'p.fs'));
+  await history(pfs, 6);
+  await pfs.close();
+  const bytes = readFileSync(join(d, 'p.fs'));
+  const spans = txnSpans(bytes);
+  const fake = new FakePrimary();
+  const port = await fake.listening;
+  const sm = memoryLogger();
+  const sfs = new FileStorage(join(d, 's.fs'));
+  const sec = new Secondary(sfs, { host: '127.0.0.1', port }, { logger: sm.log, native: 'always', reconnectDelay: 0.05 });
+  const c0 = await fake.connection(0);
+  await c0.waitCount(2);
+  const hello = decodeFrame(c0.received[1]!);
+  assert.equal(hello.kind, 'hello');
+  assert.ok(hello.kind === 'hello' && hello.raw && hello.endPos === 4);
+  c0.send(encodeFrame({ kind: 'welcome', lastTid: 0n, name: 'fake', raw: true }));
+  // first frame good (two transactions), the second with a damaged prev pointer (checksum recomputed)
+  const good = bytes.subarray(4, spans[1]![1]);
+  const lastGood = bytes.readBigUInt64BE(spans[1]![0]);
+  c0.sock.write(encodeRawFrame(4, lastGood, 2, good));
+  const badData = Buffer.from(bytes.subarray(spans[1]![1]));
+  const t = spans[2]![0] - spans[1]![1];
+  const h = 23 + badData.readUInt16BE(t + 17) + badData.readUInt16BE(t + 19) + badData.readUInt16BE(t + 21);
+  badData[t + h + 16] = 0x7f; // prev pointer far away
+  c0.sock.write(encodeRawFrame(spans[1]![1], bytes.readBigUInt64BE(spans.at(-1)![0]), spans.length - 2, badData));
+  await c0.gone;
+  // the good frame is durable and acknowledged; the bad one left no byte
+  const acks = c0.received.slice(2).map((m) => decodeFrame(m));
+  assert.deepEqual(acks.map((a) => (a.kind === 'ack' ? toHex(a.tid) : a.kind)), [toHex(lastGood)]);
+  assert.deepEqual(readFileSync(join(d, 's.fs')), bytes.subarray(0, spans[1]![1]));
+  assert.equal(sec.rawFallbacks, 1);
+  assert.ok(sm.has(/raw segment refused/));
+  // the next connection (at once) does not ask for raw mode
+  const c1 = await fake.connection(1);
+  await c1.waitCount(2);
+  const hello2 = decodeFrame(c1.received[1]!);
+  assert.ok(hello2.kind === 'hello' && !hello2.raw && hello2.lastTid === lastGood);
+  // a frame damaged in transit (checksum mismatch) is an input error too
+  c1.send(encodeFrame({ kind: 'welcome', lastTid: 0n, name: 'fake', raw: true }));
+  const f = encodeRawFrame(spans[1]![1], bytes.readBigUInt64BE(spans[2]![0]), 1, bytes.subarray(spans[1]![1], spans[2]![1]));
+  f[f.length - 5] ^= 0xff;
+  assert.ok(isRawPayload(f.subarray(4)));
+  c1.sock.write(f);
+  await c1.gone;
+  assert.deepEqual(readFileSync(join(d, 's.fs')), bytes.subarray(0, spans[1]![1]));
+  await sec.close();
+  await fake.close();
+});
+
+test('raw mode, zrs §14 #34, #35, #42: kill -9 of the secondary process during raw catch-up; restarted, it converges to a byte-identical file', async () => {
+  const d = tempDir('zrs-rawkill-');
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log });
+  await primary.listening;
+  primary.rawSource({ maxSegment: 8192 });
+  // ~6 MB of history in ~8 KB segments: hundreds of frames, each appended and acknowledged in batches
+  const rec = makeRecord({ value: 'y'.repeat(1000) });
+  for (let i = 0; i < 60; i++) {
+    const txn = new TransactionMetaData('', `bulk ${i}`);
+    await primary.tpc_begin(txn);
+    for (let k = 0; k < 100; k++) await primary.store(await primary.new_oid(), 0n, rec, txn);
+    await primary.tpc_vote(txn);
+    await primary.tpc_finish(txn);
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'raw-secondary.ts'), join(d, 's.fs'), String(primary.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // kill as soon as it reported its first durable batch
+  await new Promise<void>((resolve) => {
+    let buf = '';
+    child.stdout.on('data', (c: Buffer) => {
+      buf += c.toString();
+      if (buf.includes('\n')) resolve();
+    });
+    child.once('exit', () => resolve());
+  });
+  child.kill('SIGKILL');
+  await exited;
+  const partial = statSync(join(d, 's.fs')).size;
+  // restart in this process: the file opens (any torn tail dropped), raw mode resumes
+  const sm = memoryLogger();
+  const sec = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: sm.log, native: 'always', reconnectDelay: 0.05 });
+  await caughtUp(primary, sec);
+  await sec.close();
+  await primary.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')), `converged (killed at ${partial} bytes)`);
+});
+
+test('raw mode is not used with a blob-less record target other than a FileStorage, nor when the secondary turns it off', async () => {
+  const d = tempDir('zrs-rawoff-');
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log });
+  await primary.listening;
+  await history(primary, 4);
+  const sec = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', raw: false, reconnectDelay: 0.05 });
+  await caughtUp(primary, sec);
+  assert.ok(!pm.has(/raw mode/));
+  await sec.close();
+  await primary.close();
+  // the record path writes the same bytes here (no 'u' transactions, same positions)
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
+  void copyFileSync;
+});
