@@ -104,11 +104,11 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
     inner.swap(packPath, result.index, result.size);
     log.info({ size: result.size }, 'pack finished');
     if (blobs) {
-      // as Python: the blob files are dealt with after the commit lock is released (commits go
-      // on; this runs synchronously, so no store can interleave with the directory cleanup)
-      inner.commitLock.release();
-      haveLock = false;
-      removeBlobsTaggedDuringPack(blobs, inner.keepOld, log);
+      // Python releases the commit lock first; here the (synchronous) file moves run while it is
+      // still held, so no transaction in progress can have a file in a directory being moved.
+      // An oid listed as garbage that has records after the pack (it was written again after
+      // the pack time) keeps its newer files: only revisions up to the pack time move.
+      removeBlobsTaggedDuringPack(blobs, inner.keepOld, log, (oid) => storage.index.get(oid) !== 0, packtid);
     }
   } finally {
     if (removedFd !== null) closeSync(removedFd);
@@ -123,7 +123,13 @@ export async function packStorage(storage: FileStorage, t: number, gc: boolean):
  * files listed in B/.removed, remove directories left empty, delete the list; with keep-old,
  * hard-link every remaining blob file into B.old so that it mirrors Data.fs.old (spec §13).
  */
-export function removeBlobsTaggedDuringPack(blobs: BlobDirectory, keepOld: boolean, log: FileStorage['log']): void {
+export function removeBlobsTaggedDuringPack(
+  blobs: BlobDirectory,
+  keepOld: boolean,
+  log: FileStorage['log'],
+  stillExists: (oid: Oid) => boolean = () => false,
+  packtid: Tid = 0xffffffffffffffffn,
+): void {
   const base = blobs.dir;
   const old = base + '.old';
   const removedPath = join(base, '.removed');
@@ -156,6 +162,18 @@ export function removeBlobsTaggedDuringPack(blobs: BlobDirectory, keepOld: boole
     if (line.length === 16) {
       const path = blobs.oidPath(oid);
       if (!existsSync(path)) continue;
+      if (stillExists(oid)) {
+        // never lose the file of a committed record: move only the revisions up to the pack time
+        for (const tid of blobs.tidsOf(oid)) {
+          if (tid > packtid) continue;
+          const f = blobs.blobFilename(oid, tid);
+          if (keepOld) moveToOld(f);
+          else removeCommitted(f);
+          files++;
+        }
+        log.warn({ oid: oidRepr(oid) }, 'pack: an object unreachable at the pack time was written later; its newer blob files stay');
+        continue;
+      }
       if (keepOld) moveToOld(path);
       else removeCommittedDir(path);
       dirs++;

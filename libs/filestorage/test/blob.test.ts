@@ -428,3 +428,29 @@ test('filestorage §16 #49 §13: copyTransactionsFrom of the Python blob vector 
   const files = (dir: string) => tree(dir).filter((f) => f.endsWith('.blob')).map((f) => [f, readFileSync(join(dir, f), 'latin1')]);
   assert.deepEqual(files(join(d, 'blobs')), files(vectorsDir('filestorage', 'blob', 'blobs')));
 });
+
+test('filestorage §13 (safety beyond upstream): an object garbage at the pack time but written again later keeps its newer blob files', async () => {
+  const d = tmp();
+  const B = join(d, 'blobs');
+  const s = new FileStorage(join(d, 'Data.fs'), { blobDir: B });
+  try {
+    const txn = new TransactionMetaData();
+    const T1 = tidAt(1);
+    await s.tpc_begin(txn, T1);
+    await s.store(z64, z64, makeRecord({}), txn);
+    await s.storeBlob(2n, z64, BLOB_RECORD, tmpBlob(s, 'garbage'), txn);
+    await s.tpc_vote(txn);
+    await s.tpc_finish(txn);
+    const T2 = await commitBlob(s, 2n, T1, 'written again', { tid: tidAt(2) });
+    await s.pack(timeAt(1, 30), true);
+    // Python moves the whole oid directory (and so loses the file of T2's record); we keep it
+    assert.equal(readFileSync(await s.loadBlob(2n, T2), 'utf8'), 'written again');
+    assert.deepEqual(s.blobs!.tidsOf(2n), [T2]);
+    assert.deepEqual(tree(B + '.old').filter((f) => f.endsWith('.blob')), [
+      `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x02/${tidRepr(T1)}.blob`, // moved
+      `0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x02/${tidRepr(T2)}.blob`, // linked, as every kept file
+    ]);
+  } finally {
+    await s.close();
+  }
+});
