@@ -24,7 +24,7 @@ import {
   type SocketAddress,
   type StorageOpener,
 } from '@zeo-ts/config';
-import { FileStorage } from '@zeo-ts/filestorage';
+import { openFileStorageSection } from '@zeo-ts/filestorage';
 import { MappingStorage, type IStorage } from '@zeo-ts/storage';
 import { StorageServer, serve, serveMonitor, type ListenAddress, type Listener } from '@zeo-ts/server';
 import { parseArgs, UsageError, USAGE, type RunzeoArgs } from './options.ts';
@@ -206,17 +206,8 @@ async function openStorage(s: ServedStorage, readOnlyServer: boolean, cwd: strin
   const o = s.options as Record<string, unknown>;
   switch (s.type) {
     case 'filestorage':
-      // relative paths are relative to the server's working directory; the display name is the path as given
-      return FileStorage.open(resolve(cwd, o.path as string), {
-        name: o.path as string,
-        readOnly: o.read_only as boolean,
-        create: o.create as boolean,
-        packGc: o.pack_gc as boolean,
-        packKeepOld: o.pack_keep_old as boolean,
-        quota: (o.quota as number | null) ?? undefined,
-        // blob-dir (operations §3.4.1): blob support, relative to the working directory
-        blobDir: o.blob_dir ? resolve(cwd, o.blob_dir as string) : undefined,
-      });
+      // relative paths (path, blob-dir) are relative to the server's working directory; the display name is the path as given
+      return openFileStorageSection(s, { cwd, logger });
     case 'mappingstorage':
       return new MappingStorage({ name: (o.name as string) ?? 'Mapping Storage' });
     default: {
