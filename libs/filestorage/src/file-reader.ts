@@ -13,6 +13,7 @@ import {
   BACKPOINTER_RECORD_LEN,
   DATA_HDR_LEN,
   MAGIC_LEN,
+  FS21_CONVERSION_HINT,
   RecordFormatError,
   STATUS_CHECKPOINT,
   TRANS_HDR_LEN,
@@ -23,6 +24,7 @@ import {
   readPos,
   readU64,
   type DataHeader,
+  type FileFormat,
   type TxnHeader,
   type TxnMeta,
 } from './format.ts';
@@ -118,6 +120,12 @@ export class BlockCache {
   }
 }
 
+/** Options of FileReader.open. */
+export interface FileReaderOpenOptions {
+  /** also accept an FS21 (Python 2) file; the caller must not write to it (default false) */
+  allowFs21?: boolean;
+}
+
 /** How a forward walk should treat a bad transaction: throw, or stop quietly. */
 export type WalkMode = 'strict' | 'lenient';
 
@@ -126,6 +134,8 @@ export class FileReader {
   /** file name used in error messages */
   readonly name: string;
   private readonly ownsFd: boolean;
+  /** the magic found by open()/checkMagic() (FS30 until checked) */
+  format: FileFormat = 'FS30';
   private readonly hdr = Buffer.allocUnsafe(BACKPOINTER_RECORD_LEN);
   private readonly scratch = Buffer.allocUnsafe(4096);
 
@@ -198,12 +208,15 @@ export class FileReader {
     return off;
   }
 
-  /** Open `path` read-only and check its magic (FileStorageFormatError when not FS30). */
-  static open(path: string): FileReader {
+  /**
+   * Open `path` read-only and check its magic: FileStorageFormatError unless it is FS30, or
+   * FS21 (a Python 2 file, same record layout) when `allowFs21` is set. `format` tells which.
+   */
+  static open(path: string, options: FileReaderOpenOptions = {}): FileReader {
     const fd = openSync(path, 'r');
     const r = new FileReader(fd, path, true);
     try {
-      r.checkMagic();
+      r.format = r.checkMagic(options.allowFs21 ?? false);
     } catch (e) {
       r.close();
       throw e;
@@ -220,13 +233,20 @@ export class FileReader {
     return fstatSync(this.fd).size;
   }
 
-  /** Throw FileStorageFormatError unless the file starts with FS30. */
-  checkMagic(): void {
+  /**
+   * Throw FileStorageFormatError unless the file starts with FS30 (or FS21 when `allowFs21`);
+   * returns the format found.
+   */
+  checkMagic(allowFs21 = false): FileFormat {
     const b = Buffer.alloc(MAGIC_LEN);
     const n = readSync(this.fd, b, 0, MAGIC_LEN, 0);
     const m = checkMagic(b.subarray(0, n));
-    if (m === 'fs21') throw new FileStorageFormatError(this.name, 0, 'FS21 file (written by ZODB on Python 2) needs conversion; invalid file header');
+    if (m === 'fs21') {
+      if (allowFs21) return 'FS21';
+      throw new FileStorageFormatError(this.name, 0, `invalid file header: ${FS21_CONVERSION_HINT}`);
+    }
     if (m !== 'ok') throw new FileStorageFormatError(this.name, 0, 'invalid file header (not FS30)');
+    return 'FS30';
   }
 
   /** Read up to `len` bytes at `pos` into `buf` (from 0); returns the count read. */

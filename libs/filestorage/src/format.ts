@@ -15,7 +15,11 @@
 
 /** Magic of files written by Python 3 ZODB: "FS30". */
 export const MAGIC_FS30: Buffer = Buffer.from('FS30', 'latin1');
-/** Magic of files written by ZODB on Python 2: "FS21" (rejected, spec §3). */
+/**
+ * Magic of files written by ZODB on Python 2: "FS21". The record layout is the FS30 one (spec §3);
+ * Python 3 ZODB refuses such files. We open them read-only (FileStorage, FileReader with
+ * `allowFs21`, the fs-tools) and convert them with the fs-tools command `fsconvert-fs21`.
+ */
 export const MAGIC_FS21: Buffer = Buffer.from('FS21', 'latin1');
 /** Length of the magic; the first transaction starts here. */
 export const MAGIC_LEN = 4;
@@ -274,12 +278,30 @@ export function encodeDataRecord(oid: bigint, tid: bigint, prev: number, tloc: n
   return b;
 }
 
-/** Check the magic at the start of a file: 'ok', 'fs21' (Python 2 file) or 'bad'. */
+/** Check the magic at the start of a file: 'ok' (FS30), 'fs21' (Python 2 file) or 'bad'. */
 export function checkMagic(head: Buffer): 'ok' | 'fs21' | 'bad' {
   if (head.length >= 4 && head.subarray(0, 4).equals(MAGIC_FS30)) return 'ok';
   if (head.length >= 4 && head.subarray(0, 4).equals(MAGIC_FS21)) return 'fs21';
   return 'bad';
 }
+
+/** The two data file formats: identical record layouts, different magic (spec §3). */
+export type FileFormat = 'FS30' | 'FS21';
+
+/** The format named by the first 4 bytes of a file, or null for anything else. */
+export function fileFormat(head: Buffer): FileFormat | null {
+  const m = checkMagic(head);
+  return m === 'ok' ? 'FS30' : m === 'fs21' ? 'FS21' : null;
+}
+
+/**
+ * Why an FS21 file cannot be opened for writing, and what to do instead (one sentence, used by
+ * FileStorage and the tools so that operators always read the same advice).
+ */
+export const FS21_CONVERSION_HINT =
+  'FS21 file written by ZODB on Python 2: it can only be opened read-only; ' +
+  'convert it with `fsconvert-fs21 IN OUT` (a new FS30 copy, pickles unchanged), ' +
+  'then convert the pickles with zodbupdate --convert-py3';
 
 // ---- undo ids ---------------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ import { BlockCache, FileReader, type DataRecordAt, type TxnHeaderAt } from './f
 import {
   BACKPOINTER_RECORD_LEN,
   DATA_HDR_LEN,
+  FS21_CONVERSION_HINT,
   MAGIC_FS30,
   MAGIC_LEN,
   RecordFormatError,
@@ -71,6 +72,7 @@ import {
   tidToUndoId,
   undoIdToTid,
   type DataHeader,
+  type FileFormat,
   type TxnHeader,
 } from './format.ts';
 import { FsIndex } from './fsindex.ts';
@@ -205,6 +207,8 @@ export class FileStorage implements IBlobStorage {
   private fd: number;
   private reader: FileReader;
   private readonly readOnly: boolean;
+  /** the file has the FS21 magic (Python 2); only possible read-only */
+  private fs21 = false;
   private readonly name: string;
   private readonly options: FileStorageOptions;
   private lockFile: LockFile | null = null;
@@ -296,8 +300,11 @@ export class FileStorage implements IBlobStorage {
     const head = Buffer.alloc(4);
     this.reader.readInto(head, 4, 0);
     const m = checkMagic(head);
-    if (m === 'fs21') throw new FileStorageFormatError(this.path, 0, 'FS21 (Python 2) file must be converted first; invalid file header');
-    if (m !== 'ok') throw new FileStorageFormatError(this.path, 0, 'invalid file header (not FS30)');
+    if (m === 'fs21') {
+      // a Python 2 file: same layout, read-only here (never written, no .index saved beside it)
+      if (!this.readOnly) throw new FileStorageFormatError(this.path, 0, `invalid file header: ${FS21_CONVERSION_HINT}`);
+      this.fs21 = true;
+    } else if (m !== 'ok') throw new FileStorageFormatError(this.path, 0, 'invalid file header (not FS30)');
 
     let start = MAGIC_LEN;
     let ltid = 0n;
@@ -507,6 +514,14 @@ export class FileStorage implements IBlobStorage {
   isReadOnly(): boolean {
     return this.readOnly;
   }
+  /** 'FS30', or 'FS21' for a Python 2 file (then always read-only). */
+  fileFormat(): FileFormat {
+    return this.fs21 ? 'FS21' : 'FS30';
+  }
+  /** The ReadOnlyError for a write attempt, saying why for an FS21 file. */
+  private readOnlyError(): ReadOnlyError {
+    return this.fs21 ? new ReadOnlyError(`${this.path}: ${FS21_CONVERSION_HINT}`) : new ReadOnlyError();
+  }
   supportsUndo(): boolean {
     return true;
   }
@@ -663,7 +678,7 @@ export class FileStorage implements IBlobStorage {
 
   async new_oid(): Promise<Oid> {
     this.checkOpen();
-    if (this.readOnly) throw new ReadOnlyError();
+    if (this.readOnly) throw this.readOnlyError();
     this.maxOid += 1n;
     return this.maxOid;
   }
@@ -675,7 +690,7 @@ export class FileStorage implements IBlobStorage {
 
   async tpc_begin(txn: TransactionMetaData, tid?: Tid, status = STATUS_COMMITTED): Promise<void> {
     this.checkOpen();
-    if (this.readOnly) throw new ReadOnlyError();
+    if (this.readOnly) throw this.readOnlyError();
     if (this.active && this.active.txn === txn) throw new StorageTransactionError('Duplicate tpc_begin calls for same transaction');
     const meta = { user: txn.user, description: txn.description, extension: txn.extension };
     const problem = metaLengthProblem(meta);
@@ -715,7 +730,7 @@ export class FileStorage implements IBlobStorage {
 
   private activeFor(txn: TransactionMetaData, what = 'store'): ActiveTxn {
     this.checkOpen();
-    if (this.readOnly) throw new ReadOnlyError();
+    if (this.readOnly) throw this.readOnlyError();
     const a = this.active;
     if (!a || a.txn !== txn) throw new StorageTransactionError(`${what} called with wrong transaction`);
     if (a.voted) throw new StorageTransactionError(`${what} called after tpc_vote`);
@@ -1001,7 +1016,7 @@ export class FileStorage implements IBlobStorage {
       commitLock: this.commitLock,
       check: () => {
         this.checkOpen();
-        if (this.readOnly) throw new ReadOnlyError();
+        if (this.readOnly) throw this.readOnlyError();
       },
       fd: () => this.fd,
       reader: () => this.reader,
@@ -1254,6 +1269,7 @@ export class FileStorage implements IBlobStorage {
   // ---- pack ------------------------------------------------------------------------------
 
   async pack(t: number, gc?: boolean): Promise<void> {
+    if (this.readOnly) throw this.readOnlyError();
     const { packStorage } = await import('./pack.ts');
     await packStorage(this, t, gc ?? this.options.packGc ?? true);
     if (this.blobs && this.blobProxy) {
@@ -1330,7 +1346,7 @@ export class FileStorage implements IBlobStorage {
    */
   *iterateSync(start?: Tid, stop?: Tid): Generator<FileTransactionRecord> {
     this.checkOpen();
-    const reader = FileReader.open(this.path);
+    const reader = FileReader.open(this.path, { allowFs21: this.fs21 });
     const gen = this.generation;
     let frozenEnd = -1;
     const limit = () => {
