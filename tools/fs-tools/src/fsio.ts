@@ -12,7 +12,9 @@ import {
   TRANS_HDR_LEN,
   decodeDataHeader,
   decodeTxnHeader,
+  fileFormat,
   type DataHeader,
+  type FileFormat,
   type TxnHeader,
 } from '@zeo-ts/filestorage';
 import { bytesRepr, oidRepr } from './pyfmt.ts';
@@ -51,9 +53,22 @@ export class RawFile {
     return b.length === 8 ? u64num(b, 0) : null;
   }
 
+  /** The file's format from its magic: FS30, FS21 (Python 2, same layout) or null. */
+  format(): FileFormat | null {
+    return fileFormat(this.read(0, 4));
+  }
+
   close(): void {
     closeSync(this.fd);
   }
+}
+
+/**
+ * The note the tools print on stderr when they read an FS21 file (written by ZODB on Python 2):
+ * they read it with the FS30 record layout, which is the same, while Python 3's tools refuse it.
+ */
+export function fs21Note(path: string): string {
+  return `${path}: FS21 file (written by ZODB on Python 2), read with the FS30 record layout; Python 3 ZODB refuses it: convert it with fsconvert-fs21 ${path} NEW.fs`;
 }
 
 /** A u64 as a JavaScript number; exact below 2^53. */
@@ -204,8 +219,8 @@ export function readTxnAt(f: RawFile, pos: number): { h: TxnHdr; user: Buffer; d
  * redundant-length mismatch. 'u' transactions are skipped (Python crashes, spec §15 #1).
  */
 export function* iterateTransactions(f: RawFile, warn: (w: IterWarning) => void = () => {}): Generator<IterTxn> {
-  const magic = f.read(0, 4);
-  if (magic.toString('latin1') !== 'FS30') throw new ToolError(`${f.path}: not a FileStorage (FS30) file`);
+  // FS21 (Python 2) files have the FS30 layout: read them too (Python 3's iterator refuses them)
+  if (f.format() === null) throw new ToolError(`${f.path}: not a FileStorage (FS30) file`);
   let pos = 4;
   let ltid = 0n;
   while (pos < f.size) {

@@ -13,11 +13,36 @@ import { fsstats } from './fsstats.ts';
 import { FormatError, fstest } from './fstest.ts';
 import { fstail } from './fstail.ts';
 import { getopt, GetoptError } from './getopt.ts';
-import { ToolError, type IterWarning } from './fsio.ts';
+import { ToolError, fs21Note, type IterWarning } from './fsio.ts';
+import { convertFs21 } from './fsconvert.ts';
 import { analyze, writeAnalyzeReport } from './analyze.ts';
 import type { Out } from './output.ts';
 
 const stderrWarn = (w: IterWarning) => process.stderr.write(w.message + '\n');
+
+/** The first 4 bytes of `path` ('' when it cannot be read: the tool reports that itself). */
+function magicOf(path: string): string {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const b = Buffer.alloc(4);
+      const n = readSync(fd, b, 0, 4, 0);
+      return b.subarray(0, n).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The tools read FS21 files (Python 2; same record layout) where Python 3's refuse them: say so
+ * on stderr, once, before the output (which keeps its FS30 format).
+ */
+function noteFs21(path: string): void {
+  if (magicOf(path) === 'FS21') process.stderr.write(fs21Note(path) + '\n');
+}
 
 export const FSTEST_USAGE = `usage: fstest [-v] data.fs
 
@@ -39,6 +64,7 @@ export async function fstestMain(argv: string[], out: Out): Promise<number> {
     if (e instanceof GetoptError) throw new ExitError(FSTEST_USAGE);
     throw e;
   }
+  noteFs21(args[0]!);
   try {
     await fstest(args[0]!, { verbose, out });
   } catch (e) {
@@ -61,6 +87,7 @@ export async function fsdumpMain(argv: string[], out: Out): Promise<number> {
     throw new ExitError(FSDUMP_USAGE);
   }
   if (p.args.length !== 1) throw new ExitError(FSDUMP_USAGE);
+  noteFs21(p.args[0]!);
   if (p.opts.length) await fsdumpVerbose(p.args[0]!, out);
   else await fsdump(p.args[0]!, { out, warn: stderrWarn });
   return 0;
@@ -85,6 +112,7 @@ export async function fstailMain(argv: string[], out: Out): Promise<number> {
       n = Number(v);
     }
   }
+  noteFs21(p.args[0]!);
   await fstail(p.args[0]!, n, out);
   return 0;
 }
@@ -103,6 +131,7 @@ export async function fsrefsMain(argv: string[], out: Out): Promise<number> {
     throw new ExitError(FSREFS_USAGE);
   }
   if (p.args.length !== 1) throw new ExitError(FSREFS_USAGE);
+  noteFs21(p.args[0]!);
   await fsrefs(p.args[0]!, { out, verbose: p.opts.length, err: (s) => process.stderr.write(s) });
   return 0;
 }
@@ -128,6 +157,7 @@ export async function fsoidsMain(argv: string[], out: Out): Promise<number> {
   let oidFile: string | null = null;
   for (const [k, v] of p.opts) if (k === '-f') oidFile = v;
   const extra = oidFile === null ? [] : readFileSync(oidFile, 'utf8').split('\n').filter((l, i, a) => !(i === a.length - 1 && l === ''));
+  noteFs21(p.args[0]!);
   await fsoidsTracer(p.args[0]!, p.args.slice(1), extra, out, stderrWarn);
   return 0;
 }
@@ -195,7 +225,9 @@ export async function fsrecoverMain(argv: string[], out: Out): Promise<number> {
   } finally {
     closeSync(fd);
   }
-  if (head.toString('latin1') !== 'FS30') die('input is not a file storage');
+  // an FS21 (Python 2) input is read with the same layout; the output is FS30, pickles unchanged
+  if (head.toString('latin1') === 'FS21') process.stderr.write(fs21Note(inp) + '\n');
+  else if (head.toString('latin1') !== 'FS30') die('input is not a file storage');
   await recover(inp, outp, { verbose, partial, out, warn: (s) => process.stderr.write(s + '\n') });
   // Like Python's closing of the output storage: open it as a FileStorage (which writes
   // <output>.index), pack it when asked, close.
@@ -219,6 +251,7 @@ current versus old revisions (Python's ZODB.scripts.analyze).`;
 
 export async function fsanalyzeMain(argv: string[], out: Out): Promise<number> {
   if (argv.length < 1) throw new ExitError(FSANALYZE_USAGE);
+  noteFs21(argv[0]!);
   const rep = analyze(argv[0]!, stderrWarn);
   try {
     writeAnalyzeReport(rep, out);
@@ -229,5 +262,59 @@ export async function fsanalyzeMain(argv: string[], out: Out): Promise<number> {
     }
     throw e;
   }
+  return 0;
+}
+
+export const FSCONVERT_FS21_USAGE = `usage: fsconvert-fs21 [-q] [-P bytes] in.fs out.fs
+
+Copy a data file written by ZODB on Python 2 (magic FS21) into a new FS30 data file, one
+transaction at a time (copyTransactionsFrom: tids, statuses, metadata and data records kept),
+so that Python 3 ZODB and zeo-ts can open it read-write. The input is only read; out.fs must
+not exist. The object pickles are copied unchanged (Python 2 str stays str): convert them
+afterwards with \`zodbupdate --convert-py3 --file out.fs\` where Python 3 needs it.
+
+Options:
+    -q         no progress lines on stderr (the final summary is still printed)
+    -P bytes   a progress line every this many input bytes (default 67108864)`;
+
+/** fsconvert-fs21: exit 0 after a complete copy (a summary on stdout), 1 on any problem. */
+export async function fsconvertFs21Main(argv: string[], out: Out): Promise<number> {
+  let p;
+  try {
+    p = getopt(argv, 'qP:');
+  } catch (e) {
+    throw new ExitError(`${(e as Error).message}\n${FSCONVERT_FS21_USAGE}`);
+  }
+  if (p.args.length !== 2) throw new ExitError(FSCONVERT_FS21_USAGE);
+  const [inp, outp] = p.args as [string, string];
+  let quiet = false;
+  let every = 64 * 1024 * 1024;
+  for (const [k, v] of p.opts) {
+    if (k === '-q') quiet = true;
+    else if (k === '-P') {
+      if (!/^\s*\d+\s*$/.test(v) || Number(v) < 1) throw new ExitError(`invalid value for -P: ${JSON.stringify(v)}\n${FSCONVERT_FS21_USAGE}`);
+      every = Number(v);
+    }
+  }
+  const started = Date.now();
+  let r;
+  try {
+    r = await convertFs21(inp, outp, {
+      progressBytes: every,
+      progress: quiet ? undefined : (g) => process.stderr.write(`fsconvert-fs21: ${g.size > 4 ? ((100 * g.pos) / g.size).toFixed(1) : '100.0'}% (${g.pos} of ${g.size} bytes, ${g.transactions} transactions)\n`),
+      warn: (m) => process.stderr.write(`fsconvert-fs21: warning: ${m}\n`),
+    });
+  } catch (e) {
+    if (e instanceof ToolError || (e instanceof Error && e.name === 'FileStorageFormatError')) throw new ExitError(`fsconvert-fs21: ${e.message}`);
+    throw e;
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  out.write(`converted ${inp} (${r.inputFormat}, ${r.inputSize} bytes) into ${outp} (FS30, ${r.outputSize} bytes): ${r.transactions} transactions, ${r.records} data records in ${secs} s\n`);
+  if (r.identical) out.write('the output equals the input byte for byte after the magic\n');
+  else {
+    const where = r.firstDifference !== null && r.firstDifference >= 0 ? `first difference at ${r.firstDifference}` : 'the sizes differ';
+    out.write(`the output differs from the input after the magic (${where}): transactions were re-stamped, skipped or rewritten by copyTransactionsFrom; see the warnings above\n`);
+  }
+  out.write('object pickles were copied unchanged: run `zodbupdate --convert-py3 --file ' + outp + '` if Python 3 must read Python 2 str values\n');
   return 0;
 }

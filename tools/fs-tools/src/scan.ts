@@ -24,7 +24,8 @@ export function scanIndex(f: RawFile): ScanResult {
   const warnings: string[] = [];
   const index = new Map<bigint, number>();
   if (f.size === 0) return { index, pos: 4, ltid: 0n, warnings };
-  if (f.read(0, 4).toString('latin1') !== 'FS30') {
+  if (f.format() === null) {
+    // FS30, or FS21 (Python 2, the same layout) which Python 3 refuses and we read
     const e = new OpenError(name);
     (e as { name: string }).name = 'FileStorageFormatError';
     throw e;

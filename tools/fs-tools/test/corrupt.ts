@@ -24,7 +24,8 @@ const u64 = (b: Buffer, pos: number, v: number) => b.writeBigUInt64BE(BigInt(v),
 
 export const corruptions: Corruption[] = [
   { check: 1, name: 'empty file', make: () => Buffer.alloc(0), message: 'empty file' },
-  { check: 2, name: 'FS21 magic', make: (d) => Buffer.concat([Buffer.from('FS21'), d.subarray(4)]), message: 'invalid file header' },
+  // (FS21, Python 2's magic, has the FS30 layout and is checked like FS30: see fs21.test.ts)
+  { check: 2, name: 'FS20 magic', make: (d) => Buffer.concat([Buffer.from('FS20'), d.subarray(4)]), message: 'invalid file header' },
   { check: 3, name: 'a short header at the end', make: (d) => Buffer.concat([d, Buffer.alloc(10, 0x41)]), message: '<path> truncated at 2471' },
   {
     check: 4,
