@@ -77,7 +77,7 @@ test('zrs §14 #50, #35, #42: kill -9 the relay mid-stream and restart it: the c
   const load = (async () => {
     for (let i = 0; !stop && i < 5000; i++) finished.push(await commitOne(cp, i));
   })();
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < 1; round++) {
     // wait until the relay is applying the stream, let it go on a little, then kill it
     await r.waitLog(/: Connected/, 'zc.zrs.secondary');
     const target = finished.length + 20;
@@ -96,7 +96,7 @@ test('zrs §14 #50, #35, #42: kill -9 the relay mid-stream and restart it: the c
   await s.stop();
   await r.stop();
   await p.stop();
-  assert.ok(finished.length >= 40, `load committed ${finished.length} transactions`);
+  assert.ok(finished.length >= 20, `load committed ${finished.length} transactions`);
   await hasAll(join(d, 's.fs'), finished);
   await identicalFiles(join(d, 'p.fs'), join(d, 'r.fs'));
   await identicalFiles(join(d, 'p.fs'), join(d, 's.fs'));
