@@ -15,7 +15,7 @@ import { getPickleMetadata, referencesf } from '@zeo-ts/pickle';
 import { FileStorage } from '@zeo-ts/filestorage';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { runTool } from './helpers.ts';
-import { L2, M1, M1_LATIN1, ROOT, T0, T1, writePy2File } from './py2-records.ts';
+import { CLASS_FORMAT3, CLASS_FORMAT4, CLASS_FORMAT5, L2, M1, M1_LATIN1, ROOT, T0, T1, writePy2File } from './py2-records.ts';
 import { ExitError } from '../src/cli/common.ts';
 import { convertFs21, type ConvertProgress } from '../src/fsconvert.ts';
 import { fs21Note } from '../src/fsio.ts';
@@ -119,6 +119,13 @@ describe('Python 2 records (protocol 1/2, SHORT_BINSTRING oids, MARK tuples) in 
     // Python 3's noload decodes Python 2 str as ASCII and raises on b'\xe9t\xe9' (UnicodeDecodeError)
     assert.throws(() => referencesf(M1_LATIN1), /ascii/);
     assert.deepEqual(getPickleMetadata(M1_LATIN1), { module: 'persistent.mapping', name: 'PersistentMapping' });
+    // ZODB 3 class descriptions: (class, None), ((module, name), None), ((module, name), ())
+    assert.deepEqual(referencesf(CLASS_FORMAT5), [7n]);
+    assert.deepEqual(referencesf(CLASS_FORMAT3), [7n]);
+    assert.deepEqual(referencesf(CLASS_FORMAT4), []);
+    assert.deepEqual(getPickleMetadata(CLASS_FORMAT5), { module: 'persistent.mapping', name: 'PersistentMapping' });
+    assert.deepEqual(getPickleMetadata(CLASS_FORMAT3), { module: 'persistent.mapping', name: 'PersistentMapping' });
+    assert.deepEqual(getPickleMetadata(CLASS_FORMAT4), { module: 'BTrees.OOBTree', name: 'OOBTree' });
   });
 
   it('FileStorage read-only: load, loadBefore, history, iterator, undoLog (Python 2 extension)', async () => {

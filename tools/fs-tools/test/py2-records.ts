@@ -43,6 +43,27 @@ export const L2 = cat(
   '\x80\x02cpersistent.list\nPersistentList\nq\x01.',
   '\x80\x02}q\x02(', U('data'), 'q\x03]q\x04(K\x01K\x02K\x03e', U('next'), 'q\x05', U(oid8(1)), 'q\x06h\x01\x86q\x07Qu.',
 );
+/** BINSTRING (T): a Python 2 str of any length */
+const T = (b: Buffer) => {
+  const n = Buffer.alloc(5);
+  n[0] = 0x54;
+  n.writeUInt32LE(b.length, 1);
+  return Buffer.concat([n, b]);
+};
+/**
+ * A state that refers to oid 7 (BINSTRING oid, class from memo 1), holds a weak reference
+ * ['w', (oid 9,)] (not followed) and the 8 bytes of oid 3 as a plain value (not a reference).
+ */
+const OLD_STATE = cat(
+  '}q\x03(', U('x'), '(', T(oid8(7)), 'h\x01tQ',
+  U('w'), ']q\x04(', U('w'), '(', U(oid8(9)), 'tq\x05eQ',
+  U('plain'), U(oid8(3)), 'u.',
+);
+/** Older class descriptions of ZODB 3 (serialize.py formats 5, 3 and 4) with OLD_STATE. */
+export const CLASS_FORMAT5 = cat('(cpersistent.mapping\nPersistentMapping\nq\x01Ntq\x02.', OLD_STATE);
+export const CLASS_FORMAT3 = cat('((', U('persistent.mapping'), U('PersistentMapping'), 'tq\x01Ntq\x02.', OLD_STATE);
+export const CLASS_FORMAT4 = cat('((', U('BTrees.OOBTree'), U('OOBTree'), 'tq\x01)tq\x02.N.');
+
 /** a Python 2 transaction extension, protocol 1: {'app': 'py2'} */
 export const EXT_PY2 = cat('}q\x01', U('app'), 'q\x02', U('py2'), 'q\x03s.');
 
