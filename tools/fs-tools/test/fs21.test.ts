@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getPickleMetadata, referencesf } from '@zeo-ts/pickle';
+import { PersistentRef, Pickler, PyGlobal, getPickleMetadata, referencesf, tuple } from '@zeo-ts/pickle';
 import { FileStorage } from '@zeo-ts/filestorage';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { runTool } from './helpers.ts';
@@ -126,6 +126,20 @@ describe('Python 2 records (protocol 1/2, SHORT_BINSTRING oids, MARK tuples) in 
     assert.deepEqual(getPickleMetadata(CLASS_FORMAT5), { module: 'persistent.mapping', name: 'PersistentMapping' });
     assert.deepEqual(getPickleMetadata(CLASS_FORMAT3), { module: 'persistent.mapping', name: 'PersistentMapping' });
     assert.deepEqual(getPickleMetadata(CLASS_FORMAT4), { module: 'BTrees.OOBTree', name: 'OOBTree' });
+  });
+
+  it('protocol 1 as a Python 3 pickler writes it (our Pickler; zodbpickle gives the same bytes) is not Python 2 format: the oid becomes _codecs.encode, which referencesf refuses as Python does', () => {
+    const pm = new PyGlobal('persistent.mapping', 'PersistentMapping');
+    const oid = Buffer.alloc(8);
+    oid[7] = 1;
+    const state = new Map<unknown, unknown>([['data', new Map<unknown, unknown>([['a', new PersistentRef(tuple(oid, pm))], ['n', 1]])]]);
+    const d = new Pickler({ protocol: 1 }).dump(pm).dump(state).result();
+    assert.equal(d[0], 0x63); // GLOBAL, no PROTO at protocol 1
+    assert.ok(d.includes(Buffer.from('c_codecs\nencode\n', 'latin1')));
+    assert.ok(!d.includes(Buffer.concat([Buffer.from([0x55, 8]), oid]))); // no SHORT_BINSTRING oid
+    assert.deepEqual(getPickleMetadata(d), { module: 'persistent.mapping', name: 'PersistentMapping' });
+    // Python 3 ZODB: AssertionError in referencesf (the oid is not a str after noload)
+    assert.throws(() => referencesf(d), /not an oid/);
   });
 
   it('FileStorage read-only: load, loadBefore, history, iterator, undoLog (Python 2 extension)', async () => {
