@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PersistentRef, Pickler, PyGlobal, getPickleMetadata, referencesf, tuple } from '@zeo-ts/pickle';
-import { FileStorage } from '@zeo-ts/filestorage';
+import { FileReader, FileStorage } from '@zeo-ts/filestorage';
 import { vectorsDir, vectorsSkip } from '@zeo-ts/storage/testing';
 import { runTool } from './helpers.ts';
 import { CLASS_FORMAT3, CLASS_FORMAT4, CLASS_FORMAT5, L2, M1, M1_LATIN1, ROOT, T0, T1, writePy2File } from './py2-records.ts';
@@ -302,6 +302,34 @@ describe('fsconvert-fs21 (copyTransactionsFrom into a new FS30 file, §10.4)', (
     assert.equal(r.identical, false);
     assert.deepEqual(warnings, [`${path}: the 60 bytes after position 2374 are not a complete committed transaction and are not copied`]);
     assert.deepEqual(readFileSync(join(d, 'out.fs')), readFileSync(V('Data.fs')).subarray(0, 2374));
+  });
+
+  it('a time-stamp reduction in the input is re-stamped as copyTransactionsFrom does, with warnings; the output is not identical', { skip }, async () => {
+    const { d, path, bytes } = vectorAs21();
+    // T3 (at 1210) and its records get a tid below T2's
+    const low = 0x03f58e0200000000n;
+    const reader = FileReader.open(V('Data.fs'));
+    try {
+      const t3 = [...reader.transactions(4, bytes.length)][3]!;
+      assert.equal(t3.pos, 1210);
+      bytes.writeBigUInt64BE(low, t3.pos);
+      for (const rec of reader.records(t3)) bytes.writeBigUInt64BE(low, rec.pos + 8);
+    } finally {
+      reader.close();
+    }
+    writeFileSync(path, bytes);
+    const warnings: string[] = [];
+    const r = await convertFs21(path, join(d, 'out.fs'), { warn: (m) => warnings.push(m) });
+    assert.equal(r.transactions, 7);
+    assert.equal(r.identical, false);
+    assert.equal(r.firstDifference, 1214); // the tid of T3: 03f58e0203333334, just after T2's
+    assert.equal(readFileSync(join(d, 'out.fs')).readBigUInt64BE(1210), 0x03f58e0203333334n);
+    assert.deepEqual(warnings, [
+      `${path} time-stamp reduction at 1210`,
+      'Time stamps out of order previous=2024-01-01 00:02:00.750000 tid=2024-01-01 00:02:00.000000',
+      'Time stamps back in order tid=2024-01-01 00:04:00.000000',
+    ]);
+    assert.equal(await main(fstestMain, [join(d, 'out.fs')]), '');
   });
 
   it('the bin: summary on stdout, progress on stderr, exit 1 without overwriting', { skip }, async () => {
