@@ -17,6 +17,7 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { POSKeyError, isBlobRecord, isBlobStorage, p64, toHex, u64, type IBlobStorage, type IStorage, type Oid, type Tid } from '@zeo-ts/storage';
 
@@ -92,6 +93,33 @@ export async function streamBlob(path: string, size: number, each: (block: Buffe
   } finally {
     await fh.close();
   }
+}
+
+/** Names of the files IncomingBlob creates. */
+const INCOMING_NAME = /^secondary[0-9a-f]{12}\.blob$/;
+
+/**
+ * Remove partial blob files a previous run of the secondary left in `dir` (a kill -9 in the
+ * middle of a blob). Only names IncomingBlob makes are touched; call it before connecting.
+ */
+export function removeStaleIncoming(dir: string): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!INCOMING_NAME.test(name)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      n++;
+    } catch {
+      /* gone already */
+    }
+  }
+  return n;
 }
 
 /** A blob file being received on the secondary, in the storage's temporary directory. */

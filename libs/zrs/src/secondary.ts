@@ -26,7 +26,7 @@ import {
 import { RunningChecksum } from './checksum.ts';
 import { SizedMessageDecoder, encodeSized } from './framing.ts';
 import { decodeMessage, extensionBytes, ProtocolError, type BMessage, type SMessage } from './messages.ts';
-import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame } from './blobs.ts';
+import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame, removeStaleIncoming } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
 import { RawReceiver, isRawPayload, rawHello } from './raw.ts';
@@ -114,6 +114,10 @@ export class Secondary implements IStorage {
     this.maxQueuedBytes = options.maxQueuedBytes ?? 8 << 20;
     this.rawEnabled = options.raw ?? true;
     this.log.info(`Opening ${storage.getName()} ${addr === null ? 'None' : addressRepr(addr)}`);
+    if (this.supportsBlobs()) {
+      const stale = removeStaleIncoming(this.temporaryDirectory());
+      if (stale) this.log.warn(`removed ${stale} partial blob file(s) left by an earlier run in ${this.temporaryDirectory()}`);
+    }
     if (addr !== null && !options.deferStart) this.connect();
   }
 

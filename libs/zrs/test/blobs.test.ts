@@ -225,6 +225,19 @@ test('zrs §14 #34, #36: a connection lost in the middle of a blob leaves no tra
   }
 });
 
+test('zrs §14 #36: partial blob files of an earlier run (kill -9 mid-blob) are removed when the secondary starts; nothing else in the directory', async () => {
+  const d = tempDir();
+  const sfs = blobFs(d, 's');
+  const tmp = sfs.temporaryDirectory();
+  writeFileSync(join(tmp, 'secondary0123456789ab.blob'), 'partial');
+  writeFileSync(join(tmp, 'upload-1'), 'not ours');
+  const m = memoryLogger('info');
+  const s = new Secondary(sfs, null, { logger: m.log });
+  assert.deepEqual(readdirSync(tmp), ['upload-1']);
+  assert.ok(m.has(/^removed 1 partial blob file\(s\) left by an earlier run in /));
+  await s.close();
+});
+
 test('zrs native blob frames: codec round trip and bad frames', () => {
   const b = encodeBlobBegin(7n, 9n, 70000);
   assert.deepEqual(decodeBlobFrame(b), { kind: 'blob-begin', oid: 7n, tid: 9n, size: 70000 });
