@@ -12,7 +12,7 @@ import { ClientStorage } from '@zeo-ts/client';
 import { BLOB_RECORD, TransactionMetaData, type Tid } from '@zeo-ts/storage';
 import { ROOT_RECORD } from '@zeo-ts/storage/testing';
 import { adminCommand } from '../src/promote.ts';
-import { clientSeen, startZrs, tempDir, zrsConfig } from './helpers.ts';
+import { clientSeen, startZrs, tempDir, zrsConfig, type ZrsProcess } from './helpers.ts';
 
 async function blobClient(port: number, dir: string, readOnly = false): Promise<ClientStorage> {
   return ClientStorage.open({ addresses: [{ host: '127.0.0.1', port }], cachePath: null, readOnly, wait: true, waitTimeout: 60, blobDir: dir, logger: pino({ level: 'silent' }) });
@@ -85,4 +85,55 @@ test('zrs §14 #4, #22, #36, #50: blob files replicate primary → relay → sec
   assert.equal(pb.size, contents.length);
   assert.deepEqual(blobFiles(b('r')), pb);
   assert.deepEqual(blobFiles(b('s')), pb);
+});
+
+test('zrs §14 #34-#36, #50: kill -9 a blob relay while blobs stream through it; restarted, the chain converges (same files, same blob files, no partial files left)', async () => {
+  const d = tempDir('zrs-blobs-kill-');
+  const b = (n: string) => join(d, `${n}.blobs`);
+  const p = await startZrs(zrsConfig({ dir: d, path: join(d, 'p.fs'), blobDir: b('p'), replicateTo: 0 }), d, 'p.conf');
+  let r: ZrsProcess = await startZrs(zrsConfig({ dir: d, path: join(d, 'r.fs'), blobDir: b('r'), replicateFrom: p.replPort, replicateTo: 0, extra: '  reconnect-delay 0.1' }), d, 'r.conf');
+  const rconf = zrsConfig({ dir: d, path: join(d, 'r.fs'), blobDir: b('r'), replicateFrom: p.replPort, replicateTo: r.replPort, zeoPort: r.port, extra: '  reconnect-delay 0.1' });
+  const s = await startZrs(zrsConfig({ dir: d, path: join(d, 's.fs'), blobDir: b('s'), replicateFrom: r.replPort, extra: '  reconnect-delay 0.1' }), d, 's.conf');
+  const writer = await blobClient(p.port, join(d, 'cache-w'));
+  let last: Tid = 0n;
+  let n = 0;
+  let stop = false;
+  try {
+    const load = (async () => {
+      for (; !stop && n < 2000; n++) {
+        const t = new TransactionMetaData('', `blob ${n}`);
+        const oid = await writer.new_oid();
+        await writer.tpc_begin(t);
+        const f = join(writer.temporaryDirectory(), `up-${oid}`);
+        writeFileSync(f, randomBytes(150_000 + n));
+        await writer.storeBlob(oid, 0n, BLOB_RECORD, f, t);
+        await writer.tpc_vote(t);
+        last = await writer.tpc_finish(t);
+      }
+    })();
+    await r.waitLog(/: Connected/, 'zc.zrs.secondary');
+    const target = n + 10;
+    for (let g = 0; n < target && g < 1e6; g++) await new Promise<void>((res) => setImmediate(res));
+    await r.stop('SIGKILL');
+    r = await startZrs(rconf, d, 'r.conf');
+    stop = true;
+    await load;
+    const reader = await blobClient(s.port, join(d, 'cache-r'), true);
+    await clientSeen(reader, last);
+    await reader.close();
+  } finally {
+    await writer.close();
+    await s.stop();
+    await r.stop();
+    await p.stop();
+  }
+  assert.ok(n >= 10, `${n} blob transactions`);
+  const pf = readFileSync(join(d, 'p.fs'));
+  assert.ok(pf.equals(readFileSync(join(d, 'r.fs'))), 'relay data file identical');
+  assert.ok(pf.equals(readFileSync(join(d, 's.fs'))), 'secondary data file identical');
+  const pb = blobFiles(b('p'));
+  assert.equal(pb.size, n);
+  assert.deepEqual(blobFiles(b('r')), pb);
+  assert.deepEqual(blobFiles(b('s')), pb);
+  for (const x of ['r', 's']) assert.deepEqual(readdirSync(join(b(x), 'tmp')).filter((f) => f.startsWith('secondary')), [], `no partial blob files in ${x}`);
 });
