@@ -1,5 +1,6 @@
 /**
- * @zeo-ts/filestorage — ZODB FileStorage (FS30), byte-compatible with Python ZODB.
+ * @zeo-ts/filestorage — ZODB FileStorage (FS30), byte-compatible with Python ZODB; Python 2's FS21
+ * files open read-only.
  *
  *  - format.ts: pure record codecs (constants, transaction header, data record, undo ids)
  *  - file-reader.ts: positional reading/walking of a data file with clear errors
