@@ -154,6 +154,8 @@ interface ServerConn {
   phase: 'registering' | 'verifying' | 'active' | 'closed';
   queued: Array<[Tid, Oid[]]>;
   overflow: boolean;
+  /** onReply of this connection's loadBefore calls (one function per connection, not per call) */
+  onLoadReply: (result: WireValue, msgid: WireValue) => void;
 }
 
 interface TxnState {
@@ -177,6 +179,11 @@ interface TxnState {
 class VerifyError extends StorageError {
   override name = 'VerifyError';
 }
+
+/** p64(maxtid): the tid argument of loads of current data (never written to) */
+const MAXTID_BYTES = p64(maxtid);
+/** swallows a prefetch error (the caller's later load reports it) */
+const ignore = (): undefined => undefined;
 
 const MAX_VOTE_ROUNDS = 9;
 const MAX_WAITERS = 100000;
@@ -530,7 +537,15 @@ export class ClientStorage implements IBlobStorage {
       return 'not-needed';
     }
     const enc = this.opts.encoding ?? 'auto';
-    const sc: ServerConn = { address, conn: undefined as unknown as RpcConnection, readOnly: false, phase: 'registering', queued: [], overflow: false };
+    const sc: ServerConn = {
+      address,
+      conn: undefined as unknown as RpcConnection,
+      readOnly: false,
+      phase: 'registering',
+      queued: [],
+      overflow: false,
+      onLoadReply: (res, msgid) => this.cacheLoaded(sc, res, msgid),
+    };
     sc.conn = new RpcConnection(sock, {
       role: 'client',
       encodings: enc === 'auto' ? ['M', 'Z'] : [enc],
@@ -817,10 +832,14 @@ export class ClientStorage implements IBlobStorage {
     return this.loadMiss(oid);
   }
 
+  /** A cache miss: one loadBefore round trip (one async frame, no closure per call). */
   private async loadMiss(oid: Oid): Promise<LoadResult> {
-    const r = await this.loadBeforeFromServer(oid, maxtid);
-    if (!r) throw new POSKeyError(oid);
-    return { data: r.data, tid: r.start };
+    const sc = this.active ?? (await this.activeConn());
+    const key = [p64(oid), MAXTID_BYTES];
+    const r = await sc.conn.call('loadBefore', key, { msgid: key, onReply: sc.onLoadReply });
+    if (r === null) throw new POSKeyError(oid);
+    const a = r as WireValue[];
+    return { data: bytes(a[0], 'data'), tid: tidOf(a[1], 'start') };
   }
 
   async loadBefore(oid: Oid, tid: Tid): Promise<LoadBeforeResult | null> {
@@ -829,25 +848,29 @@ export class ClientStorage implements IBlobStorage {
     return this.loadBeforeFromServer(oid, tid);
   }
 
+  /** loadBefore on the server; the answer is cached by the connection's onLoadReply. */
   private async loadBeforeFromServer(oid: Oid, tid: Tid): Promise<LoadBeforeResult | null> {
-    const sc = await this.activeConn();
-    const key = [p64(oid), p64(tid)];
-    const r = await sc.conn.call('loadBefore', key, {
-      msgid: key,
-      // in frame order, before any later invalidation is processed (§5.7, §11.2)
-      onReply: (res) => {
-        if (res === null || this.active !== sc) return;
-        const [data, start, end] = res as WireValue[];
-        try {
-          this.cache.store(oid, tidOf(start, 'start'), end === null ? null : tidOf(end, 'end'), bytes(data, 'data'));
-        } catch (e) {
-          this.log.warn({ oid: oid.toString(16), err: (e as Error).message }, 'could not cache a loaded revision');
-        }
-      },
-    });
+    const sc = this.active ?? (await this.activeConn());
+    const key = [p64(oid), tid === maxtid ? MAXTID_BYTES : p64(tid)];
+    const r = await sc.conn.call('loadBefore', key, { msgid: key, onReply: sc.onLoadReply });
     if (r === null) return null;
     const [data, start, end] = r as WireValue[];
     return { data: bytes(data, 'data'), start: tidOf(start, 'start'), end: end === null ? null : tidOf(end, 'end') };
+  }
+
+  /**
+   * Cache a loadBefore answer of `sc` (its msgid is [oid, tid]), in frame order: before any
+   * later invalidation is processed (§5.7, §11.2).
+   */
+  private cacheLoaded(sc: ServerConn, res: WireValue, msgid: WireValue): void {
+    if (res === null || this.active !== sc) return;
+    const oid = u64((msgid as Buffer[])[0]!);
+    const [data, start, end] = res as WireValue[];
+    try {
+      this.cache.store(oid, tidOf(start, 'start'), end === null ? null : tidOf(end, 'end'), bytes(data, 'data'));
+    } catch (e) {
+      this.log.warn({ oid: oid.toString(16), err: (e as Error).message }, 'could not cache a loaded revision');
+    }
   }
 
   /**
@@ -856,11 +879,24 @@ export class ClientStorage implements IBlobStorage {
    * single oids are ignored; the caller's later load reports them.
    */
   async prefetch(oids: Iterable<Oid>, tid: Tid = maxtid): Promise<void> {
-    const pending: Promise<unknown>[] = [];
+    const tidBytes = tid === maxtid ? MAXTID_BYTES : p64(tid);
+    let pending: Promise<unknown>[] = [];
     for (const oid of oids) {
       if (this.cache.loadBefore(oid, tid)) continue;
-      pending.push(this.loadBeforeFromServer(oid, tid).catch(() => undefined));
-      if (pending.length >= 5000) await Promise.all(pending.splice(0)); // bound in-flight calls
+      const sc = this.active;
+      if (sc) {
+        // the call alone (no async frame per oid): onLoadReply caches the answer
+        const key = [p64(oid), tidBytes];
+        pending.push(sc.conn.call('loadBefore', key, { msgid: key, onReply: sc.onLoadReply }).catch(ignore));
+      } else {
+        // not connected: wait for a connection (or fail) as a load would
+        pending.push(this.loadBeforeFromServer(oid, tid).catch(ignore));
+      }
+      if (pending.length >= 5000) {
+        // bound in-flight calls
+        await Promise.all(pending);
+        pending = [];
+      }
     }
     await Promise.all(pending);
   }

@@ -53,6 +53,10 @@ export class ClientZ5Codec implements MessageCodec {
     return this.inner.encode(msg);
   }
 
+  encodeFrame(msg: Message): Buffer {
+    return this.inner.encodeFrame(msg);
+  }
+
   decode(payload: Uint8Array): Message {
     try {
       return this.inner.decode(payload);

@@ -141,16 +141,36 @@ export interface RpcConnectionOptions {
 export interface CallOptions {
   /** msgid to use instead of the next counter value (e.g. `[oid, tid]` for loadBefore, §5.3). Identical in-flight msgids share one call. */
   msgid?: WireValue;
-  /** Called synchronously with the result when the reply is processed, before any later message is (§5.7). */
-  onReply?: (result: WireValue) => void;
+  /**
+   * Called synchronously with the result (and the call's msgid) when the reply is processed,
+   * before any later message is (§5.7). One function shared by many calls can tell them apart by
+   * the msgid, so a hot path needs no closure per call.
+   */
+  onReply?: ReplyCallback;
 }
 
-interface Pending {
-  resolve: (v: WireValue) => void;
-  reject: (e: Error) => void;
-  promise: Promise<WireValue>;
-  method: string;
-  onReply: ((result: WireValue) => void)[];
+/** See CallOptions.onReply. */
+export type ReplyCallback = (result: WireValue, msgid: WireValue) => void;
+
+/** An outgoing call awaiting its reply (a class: one shape for every call). */
+class Pending {
+  resolve!: (v: WireValue) => void;
+  reject!: (e: Error) => void;
+  readonly promise: Promise<WireValue>;
+  /** the first onReply callback, and any further ones of merged identical calls */
+  onReply: ReplyCallback | null;
+  moreOnReply: ReplyCallback[] | null = null;
+  constructor(readonly method: string, readonly msgid: WireValue, onReply: ReplyCallback | undefined) {
+    this.promise = new Promise<WireValue>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    this.onReply = onReply ?? null;
+  }
+  addOnReply(cb: ReplyCallback): void {
+    if (this.onReply === null) this.onReply = cb;
+    else (this.moreOnReply ??= []).push(cb);
+  }
 }
 
 /** A batch reaching this many bytes is written at once instead of at the end of the tick. */
@@ -213,7 +233,12 @@ export function msgidKey(v: WireValue): string {
       return `s${JSON.stringify(v)}`;
     default:
       if (v instanceof Uint8Array) return `b${asBuffer(v).toString('hex')}`;
-      if (Array.isArray(v)) return `(${v.map((x) => msgidKey(x as WireValue)).join(',')})`;
+      if (Array.isArray(v)) {
+        // a loop rather than map/join: (oid, tid) msgids are keyed twice per loadBefore
+        let s = '(';
+        for (let i = 0; i < v.length; i++) s += (i ? ',' : '') + msgidKey(v[i] as WireValue);
+        return s + ')';
+      }
       return `o${shortRepr(v, 1000)}`;
   }
 }
@@ -376,19 +401,13 @@ export class RpcConnection extends EventEmitter {
     const existing = this.pending.get(key);
     if (existing) {
       // identical in-flight call (the reference merges loadBefore calls this way)
-      if (options.onReply) existing.onReply.push(options.onReply);
+      if (options.onReply) existing.addOnReply(options.onReply);
       return existing.promise;
     }
     if (this.pending.size >= this.opts.maxPendingCalls) {
       return Promise.reject(new ProtocolError(`too many calls in flight (${this.pending.size}); refusing ${method}`));
     }
-    let resolve!: (v: WireValue) => void;
-    let reject!: (e: Error) => void;
-    const promise = new Promise<WireValue>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const p: Pending = { resolve, reject, promise, method, onReply: options.onReply ? [options.onReply] : [] };
+    const p = new Pending(method, msgid, options.onReply);
     this.pending.set(key, p);
     const msg: Message = { msgid, flags: false, method, args };
     if (this.state === 'handshake') {
@@ -397,7 +416,7 @@ export class RpcConnection extends EventEmitter {
     } else {
       this.sendMessageOrFail(msg, key);
     }
-    return promise;
+    return p.promise;
   }
 
   /** A one-way call `(0, True, method, args)`: nothing comes back (§5.2, §9). */
@@ -427,6 +446,20 @@ export class RpcConnection extends EventEmitter {
   /** Send a reply (for handlers that answer out of band). */
   sendReply(msgid: WireValue, result: WireValue): void {
     if (this.state !== 'open') return;
+    const codec = this.codec!;
+    if (codec.encodeFrame !== undefined && this.held.length === 0) {
+      // the common case in one buffer; an unencodable result takes the general path below
+      let frame: Buffer | undefined;
+      try {
+        frame = codec.encodeFrame(reply(msgid, result));
+      } catch {
+        frame = undefined;
+      }
+      if (frame !== undefined) {
+        this.writeNow(frame, true);
+        return;
+      }
+    }
     this.writeFrame(this.replyPayload(msgid, result));
   }
 
@@ -512,7 +545,10 @@ export class RpcConnection extends EventEmitter {
 
   private sendMessage(msg: Message): void {
     if (this.state !== 'open') throw new ConnectionClosedError(`connection closed; cannot send ${msg.method}`);
-    this.writeFrame(this.codec!.encode(msg));
+    const codec = this.codec!;
+    // the codec's one-buffer frame when it has one (no separate header, no copy when written)
+    if (codec.encodeFrame !== undefined && this.held.length === 0) this.writeNow(codec.encodeFrame(msg), true);
+    else this.writeFrame(codec.encode(msg));
   }
 
   /** Frame and write a payload after any reserved slots; close when the peer reads too slowly. */
@@ -535,19 +571,22 @@ export class RpcConnection extends EventEmitter {
    * the socket together at the end of the tick: one write system call instead of one per frame.
    * Order is kept: the batch, then `outbound` (only used while the socket is paused).
    */
-  private writeNow(payload: Buffer): void {
+  private writeNow(payload: Buffer, framed = false): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    const header = frameHeader(payload.length);
+    // `framed`: payload already starts with its 4-byte length header
+    const bytes = framed ? payload.length : payload.length + 4;
     if (this.writePaused) {
-      this.outbound.push(header, payload);
-      this.outboundBytes += payload.length + 4;
+      if (framed) this.outbound.push(payload);
+      else this.outbound.push(frameHeader(payload.length), payload);
+      this.outboundBytes += bytes;
       if (this.outboundBytes + this.socket.writableLength > this.opts.maxOutgoingBytes) {
         this.abort(new ProtocolError(`peer is not reading: more than ${this.opts.maxOutgoingBytes} bytes of output queued`));
       }
       return;
     }
-    this.batch.push(header, payload);
-    this.batchBytes += payload.length + 4;
+    if (framed) this.batch.push(payload);
+    else this.batch.push(frameHeader(payload.length), payload);
+    this.batchBytes += bytes;
     if (this.batchBytes >= BATCH_FLUSH_BYTES) {
       this.flushBatch();
     } else if (!this.flushScheduled) {
@@ -786,14 +825,17 @@ export class RpcConnection extends EventEmitter {
       p.reject(err);
       return;
     }
-    for (const cb of p.onReply) {
-      try {
-        cb(msg.args);
-      } catch (e) {
-        this.log.error({ err: (e as Error).message, method: p.method }, 'onReply callback failed');
-      }
-    }
+    if (p.onReply !== null) this.runOnReply(p, p.onReply, msg.args);
+    if (p.moreOnReply !== null) for (const cb of p.moreOnReply) this.runOnReply(p, cb, msg.args);
     p.resolve(msg.args);
+  }
+
+  private runOnReply(p: Pending, cb: ReplyCallback, result: WireValue): void {
+    try {
+      cb(result, p.msgid);
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, method: p.method }, 'onReply callback failed');
+    }
   }
 
   private processCall(msg: Message): Promise<void> | undefined {

@@ -286,6 +286,10 @@ export class M5Codec implements MessageCodec {
     return this.writer.encode([msg.msgid, msg.flags, msg.method, msg.args]);
   }
 
+  encodeFrame(msg: Message): Buffer {
+    return this.writer.encode([msg.msgid, msg.flags, msg.method, msg.args], true);
+  }
+
   decode(payload: Uint8Array): Message {
     return messageFromTuple(readM5(payload, 'M5 message'), 'M5');
   }

@@ -23,11 +23,16 @@ export class M5Writer {
   private buf: Buffer = Buffer.allocUnsafe(4096);
   private len = 0;
 
-  /** The msgpack document of `v` as a fresh Buffer (TypeError/RangeError for unencodable values). */
-  encode(v: WireValue): Buffer {
-    this.len = 0;
+  /**
+   * The msgpack document of `v` as a fresh Buffer (TypeError/RangeError for unencodable values).
+   * With `framed`, the result starts with the 4-byte big-endian length of the document (§3).
+   */
+  encode(v: WireValue, framed = false): Buffer {
+    this.len = framed ? 4 : 0;
     try {
+      this.ensure(4);
       this.value(v, 0);
+      if (framed) this.buf.writeUInt32BE(this.len - 4, 0);
       const out = Buffer.allocUnsafe(this.len);
       this.buf.copy(out, 0, 0, this.len);
       return out;

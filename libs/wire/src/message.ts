@@ -31,6 +31,8 @@ export interface MessageCodec {
   /** 'M' (msgpack) or 'Z' (pickle) */
   readonly letter: 'M' | 'Z';
   encode(msg: Message): Buffer;
+  /** Optional: the whole frame (4-byte length + `encode(msg)`) in one buffer, saving a copy. */
+  encodeFrame?(msg: Message): Buffer;
   /** Throws ProtocolError for anything that is not a valid 4-tuple message. */
   decode(payload: Uint8Array): Message;
 }

@@ -14,6 +14,7 @@ import {
   Unpickler, dumps, PyTuple, PyFloat as PicklePyFloat, PyGlobal, PyObject, PickleError,
 } from '@zeo-ts/pickle';
 import { ProtocolError } from './errors.ts';
+import { encodeFrame } from './framing.ts';
 import { Z5Writer, readZ5 } from './z5fast.ts';
 import { messageFromTuple, type Message, type MessageCodec } from './message.ts';
 import { PyFloat, PyOpaque, isPyList, isWireMap, mapKeys, pyList, setKeyOrder, shortRepr, type WireValue } from './values.ts';
@@ -135,6 +136,11 @@ export class Z5Codec implements MessageCodec {
     const t = new PyTuple<unknown>();
     t.push(toPickle(msg.msgid, 1), msg.flags, msg.method, toPickle(msg.args, 1));
     return dumps(t, { protocol: 3, memo: false });
+  }
+
+  encodeFrame(msg: Message): Buffer {
+    const fast = this.writer.encodeMessage(msg.msgid, msg.flags, msg.method, msg.args, true);
+    return fast ?? encodeFrame(this.encode(msg));
   }
 
   decode(payload: Uint8Array): Message {

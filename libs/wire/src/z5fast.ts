@@ -31,9 +31,13 @@ export class Z5Writer {
   private buf: Buffer = Buffer.allocUnsafe(4096);
   private len = 0;
 
-  /** The pickle of the 4-tuple (msgid, flags, method, args), or undefined to use the general path. */
-  encodeMessage(msgid: WireValue, flags: boolean | number, method: string, args: WireValue): Buffer | undefined {
-    this.len = 0;
+  /**
+   * The pickle of the 4-tuple (msgid, flags, method, args), or undefined to use the general path.
+   * With `framed`, the result starts with the 4-byte big-endian length of the pickle (§3): the
+   * whole frame in one buffer.
+   */
+  encodeMessage(msgid: WireValue, flags: boolean | number, method: string, args: WireValue, framed = false): Buffer | undefined {
+    this.len = framed ? 4 : 0;
     try {
       this.ensure(3);
       this.buf[this.len++] = 0x80; // PROTO 3
@@ -46,6 +50,7 @@ export class Z5Writer {
       this.ensure(2);
       this.buf[this.len++] = 0x74; // TUPLE
       this.buf[this.len++] = 0x2e; // STOP
+      if (framed) this.buf.writeUInt32BE(this.len - 4, 0);
       const out = Buffer.allocUnsafe(this.len);
       this.buf.copy(out, 0, 0, this.len);
       return out;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  M5Codec, Z5Codec, PyFloat, ProtocolError, isPyList, mapKeys, packValue, pickleValue, pyList, unpackValue, unpickleValue,
+  M5Codec, Z5Codec, PyFloat, encodeFrame, ProtocolError, isPyList, mapKeys, packValue, pickleValue, pyList, unpackValue, unpickleValue,
   type WireValue,
 } from '../src/index.ts';
 import { readM5 } from '../src/m5fast.ts';
@@ -139,6 +139,19 @@ test('zeo5 §6.1 W-3..W-6: the direct M5 writer gives packValue\'s bytes for 300
     const m = randomMessage(r, { bigLists: i % 100 === 0 });
     const general = packValue([m.msgid, m.flags, m.method, m.args]);
     assert.equal(codec.encode(m).toString('hex'), general.toString('hex'), `message ${i}: ${describe(m.args).slice(0, 200)}`);
+  }
+});
+
+test('zeo5 §3 W-1, §6.1, §7.1: encodeFrame of both codecs is the length header + encode() in one buffer', () => {
+  const r = rng(14);
+  for (const codec of [new M5Codec(), new Z5Codec()]) {
+    for (let i = 0; i < 1000; i++) {
+      const m = randomMessage(r, { bigLists: i % 100 === 0 });
+      const payload = codec.encode(m);
+      assert.equal(codec.encodeFrame(m).toString('hex'), encodeFrame(payload).toString('hex'), `${codec.letter}5 message ${i}`);
+      // the writers' scratch state stays right when framed and unframed calls alternate
+      assert.equal(codec.encode(m).toString('hex'), payload.toString('hex'), `${codec.letter}5 message ${i} again`);
+    }
   }
 });
 
