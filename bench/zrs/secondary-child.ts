@@ -1,7 +1,9 @@
 /**
  * Benchmark helper: a Secondary in its own process. argv: dataPath host port native(auto|never).
  * Sends {tid, at} over IPC for every applied transaction (at = wall-clock ms, high resolution),
- * {ready:true} once connected.
+ * {ready:true} once connected. Asked {cmd:'last'}, answers with the last transaction, the last
+ * durable one (`durable`: the last tid when `applied` last grew — the Secondary counts a
+ * transaction as applied once it is durable) and this process's CPU time.
  */
 import pino from 'pino';
 import { FileStorage } from '@zeo-ts/filestorage';
@@ -18,11 +20,23 @@ fs.onCommit((tid) => {
   if (report) process.send!({ tid: toHex(tid), at: now() });
 });
 const sec = new Secondary(fs, { host: host!, port: Number(port) }, { logger: pino({ level: 'silent' }), native: native as 'auto', reconnectDelay: 0.05 });
+let durable = toHex(fs.lastTransaction());
+let seen = 0;
 void (async () => {
   for (let i = 0; i < 1e6 && sec.state !== 'connected'; i++) await sec.changed();
   process.send!({ ready: true });
+  for (let i = 0; i < 1e12; i++) {
+    if (sec.applied !== seen) {
+      seen = sec.applied;
+      durable = toHex(fs.lastTransaction());
+    }
+    await sec.changed();
+  }
 })();
 process.on('message', (m: { cmd: string }) => {
-  if (m.cmd === 'last') process.send!({ last: toHex(fs.lastTransaction()), count, at: now() });
+  if (m.cmd === 'last') {
+    const cpu = process.cpuUsage();
+    process.send!({ last: toHex(fs.lastTransaction()), durable, count, at: now(), cpuSeconds: (cpu.user + cpu.system) / 1e6 });
+  }
   if (m.cmd === 'exit') void sec.close().then(() => process.exit(0));
 });

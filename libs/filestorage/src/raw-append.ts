@@ -23,12 +23,12 @@
  *
  * FileStorage exposes the few pieces of writer state this needs through rawAppendInternals().
  */
-import { writeSync, fdatasyncSync, ftruncateSync } from 'node:fs';
+import { writeSync, fdatasync, ftruncateSync } from 'node:fs';
 import type { Oid, Tid } from '@zeo-ts/storage';
 import { FileStorageError } from './errors.ts';
 import type { FileReader } from './file-reader.ts';
 import type { FsIndex } from './fsindex.ts';
-import { DATA_HDR_LEN, TRANS_HDR_LEN, readPos, readU64 } from './format.ts';
+import { DATA_HDR_LEN, TRANS_HDR_LEN, readU64 } from './format.ts';
 import type { CommitLock, FileStorage } from './storage.ts';
 
 /** What FileStorage lends raw-append.ts (see FileStorage.rawAppendInternals). */
@@ -89,54 +89,50 @@ const TWO32 = 0x100000000;
 
 interface Parsed {
   txns: Array<{ tid: Tid; oids: Oid[] }>;
-  /** (oid hi, oid lo, position) of every record, in order */
-  entries: number[];
   lastTid: Tid;
   maxHi: number;
   maxLo: number;
 }
 
+/** A position/length u64 as a number; -1 when it is too large to be one. */
+function posAt(b: Buffer, o: number): number {
+  const hi = b.readUInt32BE(o);
+  if (hi >= 0x200000) return -1;
+  return hi * TWO32 + b.readUInt32BE(o + 4);
+}
+
 /**
- * Check a segment that would be written at `base` (this storage's committed end) and list what
- * it changes. Throws RawAppendError at the first problem. Pure apart from index/file lookups.
+ * Check a segment that would be written at `base` (this storage's committed end), setting the
+ * index entry of each record as it goes (so prev checks see earlier records of the segment).
+ * Every index change is logged in `undo` as (oid hi, oid lo, old position, record position);
+ * the caller rolls them back when this throws (RawAppendError at the first problem) or when the
+ * write fails.
  */
-function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
+function validate(x: RawAppendInternals, seg: Buffer, base: number, undo: number[]): Parsed {
   const file = x.path;
   const index = x.index();
   const reader = x.reader();
   let ltid = x.lastTid();
   const txns: Parsed['txns'] = [];
-  const entries: number[] = [];
-  // positions of this segment's records by oid (prev / backpointer checks inside the segment)
-  const local = new Map<number, number>(); // key: hi * 2^32 + lo when safe, else string
-  const localBig = new Map<string, number>();
-  const localRecords = new Map<number, string>(); // record position → oid key
   let maxHi = -1;
   let maxLo = -1;
-  const keyOf = (hi: number, lo: number): number | string => (hi < 0x200000 ? hi * TWO32 + lo : `${hi}:${lo}`);
-  const localGet = (k: number | string) => (typeof k === 'number' ? local.get(k) : localBig.get(k));
   let off = 0;
   for (let guard = 0; off < seg.length; guard++) {
     if (guard > seg.length) throw new RawAppendError(file, base + off, 'transaction walk does not advance');
     const tpos = base + off;
     if (seg.length - off < TRANS_HDR_LEN + 8) throw new RawAppendError(file, tpos, `truncated transaction (${seg.length - off} bytes left)`);
     const tid = readU64(seg, off);
-    let tlen: number;
-    try {
-      tlen = readPos(seg, off + 8);
-    } catch {
-      throw new RawAppendError(file, tpos, 'transaction length out of range');
-    }
+    const tidHi = seg.readUInt32BE(off);
+    const tidLo = seg.readUInt32BE(off + 4);
+    const tlen = posAt(seg, off + 8);
+    if (tlen < 0) throw new RawAppendError(file, tpos, 'transaction length out of range');
     const status = seg[off + 16]!;
-    const ulen = seg.readUInt16BE(off + 17);
-    const dlen = seg.readUInt16BE(off + 19);
-    const elen = seg.readUInt16BE(off + 21);
+    const hlen = TRANS_HDR_LEN + seg.readUInt16BE(off + 17) + seg.readUInt16BE(off + 19) + seg.readUInt16BE(off + 21);
     if (tid <= ltid) throw new RawAppendError(file, tpos, `transaction id ${tid.toString(16).padStart(16, '0')} is not later than ${ltid.toString(16).padStart(16, '0')}`);
     if (status !== 0x20 && status !== 0x70 && status !== 0x75) throw new RawAppendError(file, tpos, `transaction status ${JSON.stringify(String.fromCharCode(status))} is not committed`);
-    const hlen = TRANS_HDR_LEN + ulen + dlen + elen;
     if (tlen < hlen) throw new RawAppendError(file, tpos, `transaction length ${tlen} shorter than its header (${hlen})`);
     if (off + tlen + 8 > seg.length) throw new RawAppendError(file, tpos, `transaction length ${tlen} runs past the segment end (${seg.length - off} bytes left)`);
-    if (readPosSafe(seg, off + tlen) !== tlen) throw new RawAppendError(file, tpos + tlen, 'redundant transaction length does not match');
+    if (posAt(seg, off + tlen) !== tlen) throw new RawAppendError(file, tpos + tlen, 'redundant transaction length does not match');
     if (status === 0x75) {
       // 'u': kept byte for byte but, as the open scan does, neither indexed nor published
       ltid = tid;
@@ -144,7 +140,6 @@ function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
       continue;
     }
     const oids: Oid[] = [];
-    const seen = new Set<number | string>();
     let r = off + hlen;
     const tend = off + tlen;
     for (let g = 0; r < tend; g++) {
@@ -153,28 +148,26 @@ function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
       if (tend - r < DATA_HDR_LEN) throw new RawAppendError(file, rpos, 'truncated data record header');
       const hi = seg.readUInt32BE(r);
       const lo = seg.readUInt32BE(r + 4);
-      const rtid = readU64(seg, r + 8);
-      const prev = readPosSafe(seg, r + 16);
-      const tloc = readPosSafe(seg, r + 24);
+      if (seg.readUInt32BE(r + 8) !== tidHi || seg.readUInt32BE(r + 12) !== tidLo) throw new RawAppendError(file, rpos, 'data record tid differs from its transaction');
+      const prev = posAt(seg, r + 16);
+      const tloc = posAt(seg, r + 24);
       const vlen = seg.readUInt16BE(r + 32);
-      const plen = readPosSafe(seg, r + 34);
-      if (rtid !== tid) throw new RawAppendError(file, rpos, 'data record tid differs from its transaction');
+      const plen = posAt(seg, r + 34);
       if (tloc !== tpos) throw new RawAppendError(file, rpos, `data record tloc ${tloc} is not its transaction's position ${tpos}`);
       if (vlen !== 0) throw new RawAppendError(file, rpos, `non-zero version length ${vlen}`);
       if (prev < 0 || plen < 0) throw new RawAppendError(file, rpos, 'position out of range');
       const rlen = plen > 0 ? DATA_HDR_LEN + plen : DATA_HDR_LEN + 8;
       if (r + rlen > tend) throw new RawAppendError(file, rpos, 'data record runs past its transaction');
-      const k = keyOf(hi, lo);
-      const cur = localGet(k) ?? index.getParts(hi, lo);
-      const current = cur > 0 ? cur : 0;
+      const old = index.getParts(hi, lo);
+      const current = old > 0 ? old : 0;
       if (prev !== current) throw new RawAppendError(file, rpos, `data record prev ${prev} is not this storage's current position ${current} of the oid`);
       if (plen === 0) {
-        const back = readPosSafe(seg, r + DATA_HDR_LEN);
+        const back = posAt(seg, r + DATA_HDR_LEN);
         if (back < 0) throw new RawAppendError(file, rpos, 'backpointer out of range');
         if (back !== 0) {
           if (back >= rpos) throw new RawAppendError(file, rpos, `backpointer ${back} does not point backwards`);
           if (back >= base) {
-            if (localRecords.get(back) !== String(k)) throw new RawAppendError(file, rpos, `backpointer ${back} does not name a record of the same oid in the segment`);
+            if (!isRecordOf(undo, back, hi, lo)) throw new RawAppendError(file, rpos, `backpointer ${back} does not name a record of the same oid in the segment`);
           } else {
             let h;
             try {
@@ -182,20 +175,14 @@ function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
             } catch (e) {
               throw new RawAppendError(file, rpos, `backpointer ${back} does not name a data record (${(e as Error).message})`);
             }
-            const bh = Number(h.oid >> 32n);
-            const bl = Number(h.oid & 0xffffffffn);
-            if (bh !== hi || bl !== lo) throw new RawAppendError(file, rpos, `backpointer ${back} names a record of another oid`);
+            if (h.oid !== readU64(seg, r)) throw new RawAppendError(file, rpos, `backpointer ${back} names a record of another oid`);
           }
         }
       }
-      if (typeof k === 'number') local.set(k, rpos);
-      else localBig.set(k, rpos);
-      localRecords.set(rpos, String(k));
-      entries.push(hi, lo, rpos);
-      if (!seen.has(k)) {
-        seen.add(k);
-        oids.push((BigInt(hi) << 32n) | BigInt(lo));
-      }
+      undo.push(hi, lo, old, rpos);
+      index.setParts(hi, lo, rpos);
+      // first record of this oid in this transaction: one invalidation
+      if (current < tpos) oids.push(readU64(seg, r));
       if (hi > maxHi || (hi === maxHi && lo > maxLo)) {
         maxHi = hi;
         maxLo = lo;
@@ -208,14 +195,28 @@ function validate(x: RawAppendInternals, seg: Buffer, base: number): Parsed {
     off += tlen + 8;
   }
   if (off !== seg.length) throw new RawAppendError(file, base + off, 'segment does not end at a transaction boundary');
-  return { txns, entries, lastTid: ltid, maxHi, maxLo };
+  return { txns, lastTid: ltid, maxHi, maxLo };
 }
 
-function readPosSafe(b: Buffer, o: number): number {
-  try {
-    return readPos(b, o);
-  } catch {
-    return -1;
+/** Is there a record of oid (hi, lo) at `pos` among the segment records logged in `undo`? */
+function isRecordOf(undo: number[], pos: number, hi: number, lo: number): boolean {
+  let a = 0;
+  let b = undo.length / 4;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    const p = undo[m * 4 + 3]!;
+    if (p === pos) return undo[m * 4] === hi && undo[m * 4 + 1] === lo;
+    if (p < pos) a = m + 1;
+    else b = m;
+  }
+  return false;
+}
+
+/** Put back the index entries `validate` changed, newest first. */
+function rollback(index: FsIndex, undo: number[]): void {
+  for (let i = undo.length - 4; i >= 0; i -= 4) {
+    const old = undo[i + 2]!;
+    index.setParts(undo[i]!, undo[i + 1]!, old > 0 ? old : 0);
   }
 }
 
@@ -226,14 +227,6 @@ function writeAll(fd: number, file: string, buf: Buffer, pos: number): void {
     if (n <= 0 || guard > buf.length) throw new RawAppendError(file, pos + off, `write returned ${n}`);
     off += n;
   }
-}
-
-function flushLocked(fs: FileStorage, x: RawAppendInternals): void {
-  const p = pendingOf.get(fs);
-  if (!p || (p.txns.length === 0 && p.bytes === 0)) return;
-  fdatasyncSync(x.fd());
-  pendingOf.delete(fs);
-  for (const t of p.txns) x.publish(t.tid, t.oids);
 }
 
 /**
@@ -255,11 +248,20 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
       const base = x.pos();
       if (seg.length === 0) continue;
       if (seg.length > MAX_RAW_SEGMENT) throw new RawAppendError(x.path, base, `segment of ${seg.length} bytes is larger than ${MAX_RAW_SEGMENT}`);
-      const parsed = validate(x, seg, base);
+      const index = x.index();
+      const undo: number[] = [];
+      let parsed: Parsed;
+      try {
+        parsed = validate(x, seg, base, undo);
+      } catch (e) {
+        rollback(index, undo);
+        throw e;
+      }
       const fd = x.fd();
       try {
         writeAll(fd, x.path, seg, base);
       } catch (e) {
+        rollback(index, undo);
         try {
           ftruncateSync(fd, base);
         } catch {
@@ -267,9 +269,6 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
         }
         throw e;
       }
-      const index = x.index();
-      const e = parsed.entries;
-      for (let i = 0; i < e.length; i += 3) index.setParts(e[i]!, e[i + 1]!, e[i + 2]!);
       const maxOid = parsed.maxHi < 0 ? 0n : (BigInt(parsed.maxHi) << 32n) | BigInt(parsed.maxLo);
       x.advance(base + seg.length, parsed.lastTid, maxOid);
       let p = pendingOf.get(fs);
@@ -279,29 +278,44 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
       transactions += parsed.txns.length;
       bytes += seg.length;
     }
-  } finally {
-    try {
-      if (options.sync ?? true) flushLocked(fs, x);
-    } finally {
-      x.commitLock.release();
-    }
+  } catch (e) {
+    x.commitLock.release();
+    if (options.sync ?? true) await syncRawAppends(fs);
+    throw e;
   }
-  return { transactions, bytes, lastTid: x.lastTid(), end: x.pos(), synced: !pendingOf.has(fs) };
+  x.commitLock.release();
+  if (options.sync ?? true) await syncRawAppends(fs);
+  return { transactions, bytes, lastTid: x.lastTid(), end: x.pos(), synced: !pendingOf.has(fs) && !syncChain.has(fs) };
 }
 
-/** Bytes appended raw but not yet fdatasynced (0 when everything is durable). */
+/** Bytes appended raw whose fdatasync has not been started (see syncRawAppends). */
 export function unsyncedRawBytes(fs: FileStorage): number {
   return pendingOf.get(fs)?.bytes ?? 0;
 }
 
-/** fdatasync what appendRawTransactions wrote with `sync: false`, then publish its invalidations. */
-export async function syncRawAppends(fs: FileStorage): Promise<void> {
-  if (!pendingOf.has(fs)) return;
+const syncChain = new WeakMap<FileStorage, Promise<void>>();
+
+/**
+ * fdatasync what appendRawTransactions wrote with `sync: false` (everything appended before this
+ * call), off the event loop, then publish its invalidations. Appends may go on meanwhile (a later
+ * call covers them). Calls complete in order.
+ */
+export function syncRawAppends(fs: FileStorage): Promise<void> {
+  const prev = syncChain.get(fs) ?? Promise.resolve();
+  const p = pendingOf.get(fs);
+  if (!p) return prev;
+  pendingOf.delete(fs);
   const x = fs.rawAppendInternals();
-  await x.commitLock.acquire();
-  try {
-    flushLocked(fs, x);
-  } finally {
-    x.commitLock.release();
-  }
+  const fd = x.fd();
+  const run = prev
+    .then(() => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(new RawAppendError(x.path, x.pos(), `fdatasync failed: ${e.message}`)) : resolve()))))
+    .then(() => {
+      for (const t of p.txns) x.publish(t.tid, t.oids);
+    });
+  const settled = run.catch(() => undefined);
+  syncChain.set(fs, settled);
+  void settled.then(() => {
+    if (syncChain.get(fs) === settled) syncChain.delete(fs);
+  });
+  return run;
 }

@@ -191,13 +191,14 @@ export interface RawProducerContext {
 export async function produceRaw(source: RawSource, ctx: RawProducerContext, startPos: number): Promise<'done' | 'fallback' | 'stopped'> {
   const gen = source.generation();
   let pos = startPos;
+  let seg: RawSegment | null = null;
   for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
     if (ctx.stopped()) return 'stopped';
     if (source.generation() !== gen) {
       ctx.log.info(`the data file was replaced (pack) at ${pos}: continuing on the record path`);
       return 'fallback';
     }
-    let seg = source.segmentAt(pos);
+    if (seg === null) seg = source.segmentAt(pos);
     if (seg === null) {
       if (ctx.finishing()) return 'done';
       const wait = ctx.waitForData();
@@ -208,9 +209,12 @@ export async function produceRaw(source: RawSource, ctx: RawProducerContext, sta
         continue;
       }
     }
-    await ctx.send(seg.frame);
+    // the write starts now; the next segment is read and encoded while the socket drains
+    const sending = ctx.send(seg.frame);
     ctx.sent(seg.lastTid);
     pos = seg.end;
+    seg = source.generation() === gen ? source.segmentAt(pos) : null;
+    await sending;
   }
   return 'stopped';
 }
@@ -249,34 +253,42 @@ export function isRawPayload(m: Buffer): boolean {
 }
 
 export interface RawReceiverOptions {
-  /** fdatasync at the latest after this many unsynced bytes even while more frames wait (default 64 MiB) */
+  /** appends wait for the running fdatasync once this many bytes are not durable (default 64 MiB) */
   syncBytes?: number;
 }
 
-/** Secondary side of one connection: apply batches of Raw frames with group durability. */
+/**
+ * Secondary side of one connection: apply Raw frames with group durability. The fdatasync runs
+ * off the event loop while later frames are received and appended; each completed fdatasync
+ * reports (`onDurable`) how many transactions became durable and the tid to acknowledge. At most
+ * one fdatasync runs at a time; when it ends, the next one covers everything appended meanwhile.
+ */
 export class RawReceiver {
   private readonly syncBytes: number;
-  /** transactions appended but not yet durable */
+  /** transactions appended whose fdatasync has not started */
   private unsyncedTxns = 0;
+  private flushing: Promise<void> | null = null;
+  private again = false;
+  /** a failed fdatasync: nothing more is acknowledged on this connection */
+  failed: Error | null = null;
 
   constructor(
     readonly fs: FileStorage,
     private readonly log: Logger,
+    private readonly onDurable: (transactions: number, ack: Tid) => void,
     options: RawReceiverOptions = {},
   ) {
     this.syncBytes = options.syncBytes ?? 64 << 20;
   }
 
   /**
-   * Validate and append `payloads` (Raw frames, in order). When nothing more is queued
-   * (`moreQueued` false) or enough bytes wait, make everything durable. Returns the number of
-   * transactions made durable by this call and the tid to acknowledge (null: nothing new is
-   * durable). For a bad frame, `refused` says why: the good prefix is then durable, nothing of
-   * the bad frame was written, and the caller falls back to the record path.
+   * Validate and append `payloads` (Raw frames, in order), then start making them durable.
+   * Returns the reason when a frame is refused (null otherwise): the frames before it stay and
+   * become durable, nothing of the refused one is written, the caller falls back to the record
+   * path.
    */
-  async apply(payloads: Buffer[], moreQueued: boolean): Promise<{ durable: number; ack: Tid | null; refused: string | null }> {
-    const segs: Buffer[] = [];
-    let expect = this.fs.getSize();
+  async apply(payloads: Buffer[]): Promise<string | null> {
+    if (this.failed) throw this.failed;
     let problem: string | null = null;
     for (const m of payloads) {
       let f;
@@ -286,40 +298,64 @@ export class RawReceiver {
         problem = e instanceof NativeProtocolError ? e.message : String(e);
         break;
       }
+      const expect = this.fs.getSize();
       if (f.pos !== expect) {
         problem = `raw segment for position ${f.pos}, our file ends at ${expect}`;
         break;
       }
-      segs.push(f.data);
-      expect += f.data.length;
-    }
-    for (const seg of segs) {
+      // bound what is not durable: wait for the running fdatasync first
+      if (unsyncedRawBytes(this.fs) >= this.syncBytes && this.flushing) await this.flushing;
       try {
-        const r = await appendRawTransactions(this.fs, [seg], { sync: false });
+        const r = await appendRawTransactions(this.fs, [f.data], { sync: false });
         this.unsyncedTxns += r.transactions;
       } catch (e) {
         problem = e instanceof Error ? e.message : String(e);
         break;
       }
     }
-    if (problem !== null) {
-      this.log.error(`raw segment refused (${problem}); nothing of it was written; falling back to the record path`);
-      return { ...(await this.flush()), refused: problem };
+    this.requestFlush();
+    if (problem !== null) this.log.error(`raw segment refused (${problem}); nothing of it was written; falling back to the record path`);
+    return problem;
+  }
+
+  private requestFlush(): void {
+    if (this.unsyncedTxns === 0 && unsyncedRawBytes(this.fs) === 0) return;
+    if (this.flushing) {
+      this.again = true;
+      return;
     }
-    if (!moreQueued || unsyncedRawBytes(this.fs) >= this.syncBytes) return { ...(await this.flush()), refused: null };
-    return { durable: 0, ack: null, refused: null };
+    this.flushing = (async () => {
+      try {
+        for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+          this.again = false;
+          const n = this.unsyncedTxns;
+          this.unsyncedTxns = 0;
+          const tid = this.fs.lastTransaction(); // everything up to it is covered by this fdatasync
+          await syncRawAppends(this.fs);
+          if (n > 0) this.onDurable(n, tid);
+          if (!this.again && this.unsyncedTxns === 0 && unsyncedRawBytes(this.fs) === 0) break;
+        }
+      } catch (e) {
+        this.failed = e instanceof Error ? e : new Error(String(e));
+        this.log.fatal({ err: String(e) }, 'raw transactions could not be made durable');
+      } finally {
+        this.flushing = null;
+      }
+    })();
   }
 
-  /** Make every appended transaction durable (fdatasync) and published. */
-  async flush(): Promise<{ durable: number; ack: Tid | null }> {
-    if (unsyncedRawBytes(this.fs) === 0 && this.unsyncedTxns === 0) return { durable: 0, ack: null };
-    await syncRawAppends(this.fs);
-    const durable = this.unsyncedTxns;
-    this.unsyncedTxns = 0;
-    return { durable, ack: this.fs.lastTransaction() };
+  /** Make every appended transaction durable and reported (before a record transaction, or at the end). */
+  async flush(): Promise<void> {
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      this.requestFlush();
+      const f = this.flushing;
+      if (!f) break;
+      await f;
+    }
+    if (this.failed) throw this.failed;
   }
 
-  /** transactions appended by apply() that are not durable yet */
+  /** transactions appended whose fdatasync has not started */
   get pending(): number {
     return this.unsyncedTxns;
   }

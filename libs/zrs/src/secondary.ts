@@ -29,8 +29,8 @@ import { decodeMessage, extensionBytes, ProtocolError, type BMessage, type SMess
 import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame, removeStaleIncoming } from './blobs.ts';
 import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
-import { RawReceiver, isRawPayload, rawHello } from './raw.ts';
 import type { IBlobStorage } from '@zeo-ts/storage';
+import { RawReceiver, isRawPayload, rawHello } from './raw.ts';
 import { Primary, type PrimaryOptions } from './primary.ts';
 import type { FileStorage } from '@zeo-ts/filestorage';
 
@@ -566,7 +566,7 @@ class ApplyConnection {
     this.dead = true;
     this.queue.length = 0;
     await this.running.catch(() => undefined);
-    await this.flushRaw(false).catch((e) => this.sec.log.error({ err: String(e) }, `${this.peer}: cannot make the raw transactions durable`));
+    await this.flushRaw().catch((e) => this.sec.log.error({ err: String(e) }, `${this.peer}: cannot make the raw transactions durable`));
     const inc = this.incoming;
     this.incoming = null;
     await inc?.blob.discard();
@@ -680,7 +680,7 @@ class ApplyConnection {
         this.sock.destroy();
         return;
       case 'txn':
-        await this.flushRaw(true);
+        await this.flushRaw();
         await this.applyNative(f.txn);
         this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: f.txn.tid })));
         this.progressed = true;
@@ -707,31 +707,29 @@ class ApplyConnection {
       batch.push(m);
     }
     if (this.queued <= this.sec.queueLimit / 2 && this.sock.isPaused()) this.sock.resume();
-    if (!this.rawRx) this.rawRx = new RawReceiver(this.sec.storage as FileStorage, this.sec.log);
-    const r = await this.rawRx.apply(batch, this.queue.length > 0);
-    this.rawDurable(r.durable, r.ack, true);
-    if (r.refused !== null) {
+    if (!this.rawRx) this.rawRx = new RawReceiver(this.sec.storage as FileStorage, this.sec.log, (n, tid) => this.rawDurable(n, tid));
+    const refused = await this.rawRx.apply(batch);
+    if (refused !== null) {
+      await this.rawRx.flush(); // what came before the refused frame: durable and acknowledged
       this.rawFallback = true;
       this.sec.noteRawFallback();
-      this.sec.lastError = `raw segment refused: ${r.refused}`;
+      this.sec.lastError = `raw segment refused: ${refused}`;
       this.dead = true;
       this.queue.length = 0;
       this.sock.destroy();
     }
   }
 
-  private rawDurable(durable: number, ack: Tid | null, sendAck: boolean): void {
-    if (ack === null) return;
-    if (sendAck && !this.sock.destroyed) this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: ack })));
+  /** a group fdatasync completed (raw.ts): acknowledge its last tid once */
+  private rawDurable(durable: number, ack: Tid): void {
+    if (!this.sock.destroyed) this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: ack })));
     this.progressed = true;
     for (let i = 0; i < durable; i++) this.sec.noteApplied();
   }
 
   /** make raw transactions appended so far durable (before a record transaction, or at the end) */
-  private async flushRaw(sendAck: boolean): Promise<void> {
-    if (!this.rawRx) return;
-    const r = await this.rawRx.flush();
-    this.rawDurable(r.durable, r.ack, sendAck);
+  private async flushRaw(): Promise<void> {
+    await this.rawRx?.flush();
   }
 
   private async applyNative(t: NativeTxn): Promise<void> {

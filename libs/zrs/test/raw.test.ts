@@ -77,6 +77,8 @@ test('raw mode, zrs §14 #30, #33, #37: catch-up in many segments and live commi
   // live: each commit is one raw frame
   await history(primary, 10);
   await caughtUp(primary, secondary);
+  // invalidations are published once the batch is durable (the group fdatasync runs off the loop)
+  await until(() => invalidated.at(-1) === primary.lastTransaction(), () => secondary.changed(), 'the last invalidation');
   const expected: Tid[] = [];
   for await (const t of primary.iterator()) expected.push(t.tid);
   assert.deepEqual(invalidated, expected, 'one invalidation per transaction, in order');
