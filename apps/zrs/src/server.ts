@@ -194,7 +194,7 @@ export async function runZrsServer(argvIn: string[], io: ZrsIO): Promise<number>
   try {
     for (const s of storages) {
       rlog.info(`(${process.pid}) opening storage ${pyRepr(s.name)} using ${s.kind}`);
-      opened.set(s.name, await openStorageSection(s, { logger: log }));
+      opened.set(s.name, await openStorageSection(s, { logger: log, cwd: io.cwd }));
     }
     server = new StorageServer(opened, {
       read_only: z?.read_only ?? false,

@@ -7,6 +7,7 @@
  * no backoff; when set, the delay doubles after each consecutive failure up to it), native (auto),
  * ack-quorum (0), ack-timeout (10 s), ack-timeout-policy (refuse | async).
  */
+import { resolve } from 'node:path';
 import { registerImport, STORAGE_ABSTRACT, ValueConversionError, defaultStorageConvert, isRegisteredImport, type SectionTypeDef, type SocketAddress, type StorageSection, type KeyDef } from '@zeo-ts/config';
 import { FileStorage, openFileStorageSection } from '@zeo-ts/filestorage';
 import { MappingStorage, type IStorage } from '@zeo-ts/storage';
@@ -153,7 +154,15 @@ export async function openZrs(s: StorageSection, opts: OpenOptions = {}): Promis
   const o = s.options;
   let base: IStorage;
   if (o.base) base = await openStorageSection(o.base as StorageSection, opts);
-  else base = new FileStorage(o.filestorage_path as string, { logger: opts.logger, ...(o.blob_dir ? { blobDir: o.blob_dir as string } : {}) });
+  else {
+    // the legacy <primary>/<secondary> sections name the file directly; relative to the server's directory
+    const cwd = opts.cwd ?? process.cwd();
+    base = new FileStorage(resolve(cwd, o.filestorage_path as string), {
+      name: o.filestorage_path as string,
+      logger: opts.logger,
+      ...(o.blob_dir ? { blobDir: resolve(cwd, o.blob_dir as string) } : {}),
+    });
+  }
   const to = o.replicate_to as SocketAddress | null;
   const from = o.replicate_from as SocketAddress | null;
   let inner: IStorage = base;

@@ -13,6 +13,6 @@ registerZrsConfig();
 for (const type of ['zrs', 'primary', 'secondary']) {
   if (hasProvider('storage-opener', type)) continue;
   registerProvider('storage-opener', type, (section: unknown, ctx: StorageOpenContext) =>
-    openZrs(section as StorageSection, { logger: ctx.logger as Logger | undefined, readOnly: ctx.readOnlyServer }),
+    openZrs(section as StorageSection, { logger: ctx.logger as Logger | undefined, readOnly: ctx.readOnlyServer, cwd: ctx.cwd }),
   );
 }

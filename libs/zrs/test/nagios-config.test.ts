@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { loadServerConfig } from '@zeo-ts/config';
 import { Primary, Secondary, nagiosEvaluate, openStorageSection, parseNagiosArgs, registerZrsConfig } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
@@ -84,4 +85,16 @@ test('zrs §14 #47-#49: <zrs> builds a Primary, a Secondary or a relay; defaults
   const ls = await openStorageSection(cl2.storages[0]!);
   assert.ok(ls instanceof Secondary);
   for (const x of [ls, lp, r, s, p]) await x.close();
+});
+
+test('zrs §3.1/§3.2: relative paths of <zrs> and legacy sections are resolved against the server directory (cwd)', async () => {
+  registerZrsConfig();
+  const d = tempDir();
+  const c = loadServerConfig({ text: conf(`<zrs 1>\n  replicate-to 127.0.0.1:0\n  <filestorage>\n    path z.fs\n  </filestorage>\n</zrs>\n<primary 2>\n  address 127.0.0.1:0\n  filestorage-path legacy.fs\n</primary>\n`) });
+  const opened = [];
+  for (const s of c.storages) opened.push(await openStorageSection(s, { cwd: d }));
+  assert.ok(existsSync(join(d, 'z.fs')), 'the <zrs> filestorage path is relative to cwd');
+  assert.ok(existsSync(join(d, 'legacy.fs')), 'the legacy filestorage-path is relative to cwd');
+  assert.equal((opened[1] as Primary).getName(), 'legacy.fs', 'the display name is the path as given');
+  for (const x of opened) await x.close();
 });
