@@ -6,7 +6,7 @@
  * boundary). A commit writes the whole transaction with status 'c' at vote, flips the status byte
  * at finish and fsyncs before tpc_finish returns. Reads use positional reads on one descriptor.
  */
-import { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import {
@@ -108,6 +108,19 @@ export interface FileStorageOptions {
   /** maximum number of tpc_begin calls waiting for the commit lock (default 10000) */
   maxCommitWaiters?: number;
   /**
+   * @internal (tests) replaces the fdatasync of the data file that makes finished transactions
+   * durable (default: node:fs fdatasync, on the thread pool)
+   */
+  fdatasync?: (fd: number) => Promise<void>;
+  /**
+   * Group commit (default false; a ZEO server turns it on with enableGroupCommit): tpc_begin may
+   * return while earlier finished transactions still wait for their fdatasync, so one fdatasync
+   * covers several commits. Loads never see a transaction before it is durable, so a caller that
+   * loads after tpc_begin may see an older revision than its conflict checks (which see them all).
+   * Off, tpc_begin waits until every finished transaction is durable.
+   */
+  groupCommit?: boolean;
+  /**
    * blob directory (Python's blob_dir): enables blob support (IBlobStorage); created if missing.
    * With `create` an existing blob directory is removed first.
    */
@@ -141,21 +154,38 @@ export interface FileTransactionRecord extends TransactionRecord {
   pos: number;
 }
 
-/** Fair FIFO async lock with a bounded number of waiters. */
+/**
+ * Fair FIFO async lock with a bounded number of waiters. FileStorage's lock also settles its
+ * group commit: every holder but a new transaction (pack, raw appends, ...) first waits until the
+ * finished transactions are durable, so that it sees the file as readers do.
+ */
 export class CommitLock {
   private held = false;
   private readonly waiters: Array<() => void> = [];
+  /** run once the lock is granted, unless acquire(true): waits for finished transactions to be durable */
+  settle: (() => Promise<void> | null) | null = null;
   constructor(private readonly maxWaiters: number) {}
   get locked(): boolean {
     return this.held;
   }
-  async acquire(): Promise<void> {
+  /** `pipelined`: the caller (tpc_begin) may hold the lock while finished transactions still sync */
+  async acquire(pipelined = false): Promise<void> {
     if (!this.held) {
       this.held = true;
-      return;
+    } else {
+      if (this.waiters.length >= this.maxWaiters) throw new StorageTransactionError(`too many transactions waiting for the commit lock (${this.waiters.length})`);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
-    if (this.waiters.length >= this.maxWaiters) throw new StorageTransactionError(`too many transactions waiting for the commit lock (${this.waiters.length})`);
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    // no await when there is nothing to settle: callers see the same turns as a plain lock
+    const settling = pipelined || this.settle === null ? null : this.settle();
+    if (settling !== null) {
+      try {
+        await settling;
+      } catch (e) {
+        this.release();
+        throw e;
+      }
+    }
   }
   release(): void {
     if (!this.held) throw new Error('CommitLock.release: not held');
@@ -175,6 +205,8 @@ interface PendingRecord {
 interface ActiveTxn {
   txn: TransactionMetaData;
   tid: Tid;
+  /** file position of the transaction (after the finished transactions still syncing) */
+  pos: number;
   status: string;
   header: Buffer;
   /** encoded records, in order */
@@ -189,6 +221,35 @@ interface ActiveTxn {
   blobs: string[];
   /** directories that got entries for this transaction's blob files (fsynced at vote) */
   blobDirs: Set<string>;
+}
+
+/**
+ * A finished transaction waiting for the fdatasync that makes it durable (group commit): its
+ * bytes and status are in the file, but readers (index, pos, lastTransaction) do not see it and
+ * its tpc_finish has not returned.
+ */
+interface FinishedTxn {
+  tid: Tid;
+  /** file position of the transaction and of its end */
+  pos: number;
+  end: number;
+  tindex: Map<Oid, number>;
+  /** the commit lock stays held for this transaction until it is durable (pipeline full) */
+  holdsLock: boolean;
+  resolve: (tid: Tid) => void;
+  reject: (err: Error) => void;
+}
+
+/** Bound of the finished transactions waiting for one fdatasync; beyond it tpc_finish keeps the lock. */
+const MAX_FINISHED_UNSYNCED = 256;
+
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Resolves in a later turn of the event loop (after every pending promise reaction). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 const defaultLogger = (): Logger => pino({ name: 'filestorage', level: process.env.ZEO_TS_LOG_LEVEL ?? 'warn' }, pino.destination(2));
@@ -222,6 +283,21 @@ export class FileStorage implements IBlobStorage {
   private maxOid: Oid;
   private readonly commitLock: CommitLock;
   private active: ActiveTxn | null = null;
+  /**
+   * Group commit: finished transactions whose fdatasync is pending, oldest first. The next
+   * transaction may begin and vote meanwhile (it is written after them and its conflict checks
+   * see them); one fdatasync covers every transaction finished while the previous one ran.
+   */
+  private finished: FinishedTxn[] = [];
+  /** the durability loop (syncLoop) is running */
+  private syncRunning = false;
+  /** waiting for `finished` to empty (drainFinished) */
+  private drainWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  /** an fdatasync failed: the storage refuses every later commit and closes */
+  private syncFailure: Error | null = null;
+  private closing: Promise<void> | null = null;
+  /** see FileStorageOptions.groupCommit */
+  private groupCommit: boolean;
   private readonly listeners = new Set<CommitListener>();
   private closed = false;
   /** set while a pack runs (undoLog refuses) */
@@ -238,6 +314,8 @@ export class FileStorage implements IBlobStorage {
     this.log = (options.logger ?? defaultLogger()).child({ storage: this.name });
     this.now = options.now ?? (() => Date.now() / 1000);
     this.commitLock = new CommitLock(options.maxCommitWaiters ?? 10000);
+    this.commitLock.settle = () => (this.syncRunning || this.finished.length > 0 ? this.drainFinished() : null);
+    this.groupCommit = options.groupCommit ?? false;
     if (options.stop !== undefined && !this.readOnly) throw new StorageError('the stop option requires readOnly (time travel never writes)');
     if (this.readOnly) {
       if (options.create) throw new ReadOnlyError('cannot create a storage read-only');
@@ -607,7 +685,9 @@ export class FileStorage implements IBlobStorage {
 
   loadSerialSync(oid: Oid, serial: Tid): Buffer {
     this.checkOpen();
-    let pos = this.index.get(oid);
+    // a revision still waiting for its fdatasync is found too: its tid is only known to a
+    // committer told of it by a conflict, which then commits after it
+    let pos = this.writerPosOf(oid);
     if (pos === 0) throw new POSKeyError(oid);
     let last = Number.MAX_SAFE_INTEGER;
     for (;;) {
@@ -696,12 +776,16 @@ export class FileStorage implements IBlobStorage {
     const problem = metaLengthProblem(meta);
     if (problem) throw new FileStorageError(problem);
     if (status !== STATUS_COMMITTED && status !== STATUS_PACKED) throw new StorageTransactionError(`bad transaction status ${JSON.stringify(status)}`);
-    await this.commitLock.acquire();
+    if (this.closing) throw new StorageError(`${this.name} is closing`);
+    // group commit: this transaction may begin while finished ones still wait for their fdatasync
+    await this.commitLock.acquire(this.groupCommit);
     try {
       this.checkOpen();
+      this.checkCommits();
+      const last = this.writerLastTid();
       let t: Tid;
       if (tid !== undefined) {
-        if (tid <= this.ltid) throw new StorageTransactionError(`tid ${toHex(tid)} is not later than the last transaction ${toHex(this.ltid)}`);
+        if (tid <= last) throw new StorageTransactionError(`tid ${toHex(tid)} is not later than the last transaction ${toHex(last)}`);
         t = tid;
       } else {
         t = newTid(this.ts, this.now());
@@ -710,6 +794,7 @@ export class FileStorage implements IBlobStorage {
       this.active = {
         txn,
         tid: t,
+        pos: this.writePos(),
         status,
         header: encodeTxnHeader(t, 0, STATUS_CHECKPOINT, meta),
         chunks: [],
@@ -739,9 +824,9 @@ export class FileStorage implements IBlobStorage {
 
   /** Append one encoded record to the transaction buffer; returns its file position. */
   private addRecord(a: ActiveTxn, oid: Oid, tid: Tid, prev: number, data: Buffer | null, back: number, quota: boolean): number {
-    const here = this.pos + a.header.length + a.len;
+    const here = a.pos + a.header.length + a.len;
     if (quota && this.options.quota !== undefined && here > this.options.quota) throw new FileStorageQuotaError('The storage quota has been exceeded.');
-    const rec = encodeDataRecord(oid, tid, prev, this.pos, data, back);
+    const rec = encodeDataRecord(oid, tid, prev, a.pos, data, back);
     a.chunks.push(rec);
     a.len += rec.length;
     a.tindex.set(oid, here);
@@ -757,7 +842,7 @@ export class FileStorage implements IBlobStorage {
     const a = this.activeFor(txn, 'store');
     if (!data || data.length === 0) throw new StorageError(`store of ${toHex(oid)}: empty data`);
     if (oid > this.maxOid) this.maxOid = oid;
-    const old = this.index.get(oid);
+    const old = this.writerPosOf(oid);
     if (old !== 0) {
       const committed = this.committedTidAt(old);
       if (serial !== committed) throw new ConflictError({ oid, serials: [committed, serial] });
@@ -767,7 +852,7 @@ export class FileStorage implements IBlobStorage {
 
   async deleteObject(oid: Oid, serial: Tid, txn: TransactionMetaData): Promise<void> {
     const a = this.activeFor(txn, 'deleteObject');
-    const old = this.index.get(oid);
+    const old = this.writerPosOf(oid);
     if (old === 0) throw new POSKeyError(oid);
     const committed = this.committedTidAt(old);
     if (serial !== committed) throw new ConflictError({ oid, serials: [committed, serial] });
@@ -794,7 +879,12 @@ export class FileStorage implements IBlobStorage {
   }
 
   async restore(oid: Oid, serial: Tid, data: Buffer | null, prevTxn: Tid | null, txn: TransactionMetaData): Promise<void> {
-    const a = this.activeFor(txn, 'restore');
+    let a = this.activeFor(txn, 'restore');
+    // backpointers and prev_txn lookups read the committed file: finished transactions first become durable
+    if (this.finished.length > 0) {
+      await this.drainFinished();
+      a = this.activeFor(txn, 'restore');
+    }
     if (data !== null && data.length === 0) throw new StorageError(`restore of ${toHex(oid)}: empty data`);
     if (oid > this.maxOid) this.maxOid = oid;
     let back = 0;
@@ -906,8 +996,10 @@ export class FileStorage implements IBlobStorage {
     const a = this.active;
     if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_vote called with wrong transaction');
     if (a.voted) return [];
+    this.checkCommits();
+    if (a.pos !== this.writePos()) throw new FileStorageError(`${this.path}: internal error: transaction at ${a.pos} but the file's write end is ${this.writePos()}`);
     for (const [oid, serial] of a.checks) {
-      const current = this.getTidSync(oid);
+      const current = this.writerTidSync(oid);
       if (current !== serial) throw new ReadConflictError({ oid, serials: [current, serial] });
     }
     // the blob files reach the disk before any record naming them can be committed
@@ -917,17 +1009,17 @@ export class FileStorage implements IBlobStorage {
     a.header.writeUInt32BE(tlen >>> 0, 12);
     const buf = Buffer.concat([a.header, ...a.chunks, p64pos(tlen)], tlen + 8);
     try {
-      this.writeAll(buf, this.pos);
+      this.writeAll(buf, a.pos);
     } catch (e) {
       try {
-        ftruncateSync(this.fd, this.pos);
+        ftruncateSync(this.fd, a.pos);
       } catch {
         // the original error matters more
       }
       throw e;
     }
     a.voted = true;
-    a.nextpos = this.pos + tlen + 8;
+    a.nextpos = a.pos + tlen + 8;
     a.chunks = [];
     return [];
   }
@@ -941,48 +1033,226 @@ export class FileStorage implements IBlobStorage {
     }
   }
 
+  /**
+   * Flag the transaction committed and make it durable; it becomes visible to readers, the commit
+   * listeners are told and the promise resolves only once it is durable.
+   * Without group commit: fdatasync in the call, the commit lock held throughout (as always).
+   * With group commit: the fdatasync runs off the event loop and the commit lock is released
+   * before it: the next transaction may begin and vote meanwhile, one fdatasync covers every
+   * transaction finished while the previous one ran, and finishes resolve in tid order. A failed
+   * fdatasync fails this and every later finish, and closes the storage.
+   */
   async tpc_finish(txn: TransactionMetaData): Promise<Tid> {
     this.checkOpen();
     const a = this.active;
     if (!a || a.txn !== txn) throw new StorageTransactionError('tpc_finish called with wrong transaction');
     if (!a.voted) throw new StorageTransactionError('tpc_finish called before tpc_vote');
     try {
-      this.writeAll(Buffer.from(a.status, 'latin1'), this.pos + 16);
-      // fdatasync: flushes the data and the size change the commit made (what durability needs)
-      fdatasyncSync(this.fd);
+      this.checkCommits();
+      this.writeAll(Buffer.from(a.status, 'latin1'), a.pos + 16);
     } catch (e) {
-      this.log.fatal({ err: String(e) }, 'Failure in _finish. Closing.');
+      this.log.fatal({ err: String(e), file: this.path, pos: a.pos }, 'Failure in _finish. Closing.');
       this.active = null;
       this.commitLock.release();
       await this.close();
       throw e;
     }
-    this.pos = a.nextpos;
     a.blobs = []; // committed: the files stay
-    for (const [oid, p] of a.tindex) this.index.set(oid, p);
-    this.indexVersion++;
-    this.ltid = a.tid;
     this.active = null;
-    const oids = [...a.tindex.keys()];
-    try {
-      for (const l of this.listeners) {
+    if (!this.groupCommit && this.finished.length === 0) {
+      const f: FinishedTxn = { tid: a.tid, pos: a.pos, end: a.nextpos, tindex: a.tindex, holdsLock: true, resolve: () => undefined, reject: () => undefined };
+      try {
         try {
-          l(a.tid, oids);
+          // fdatasync flushes the data and the size change the commit made (what durability needs)
+          if (this.options.fdatasync) await this.options.fdatasync(this.fd);
+          else fdatasyncSync(this.fd);
         } catch (e) {
-          this.log.error({ err: String(e) }, 'commit listener failed');
+          this.syncFailure = new FileStorageError(`${this.path}: fdatasync failed (${String((e as Error)?.message ?? e)}) for transaction ${toHex(a.tid)} at ${a.pos}; it was not committed; the storage refuses commits and closes`);
+          this.log.fatal({ err: String(e), file: this.path, pos: a.pos }, 'Failure in _finish. Closing.');
+          try {
+            if (!this.closed) ftruncateSync(this.fd, this.pos);
+          } catch {
+            // closing anyway
+          }
+          this.commitLock.release();
+          await this.close();
+          throw this.syncFailure;
         }
+        this.publishFinished(f);
+      } catch (e) {
+        if (e === this.syncFailure) throw e;
+        this.commitLock.release();
+        throw e;
       }
-    } finally {
       this.commitLock.release();
+      return a.tid;
     }
-    return a.tid;
+    let resolve!: (tid: Tid) => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<Tid>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const holdsLock = this.finished.length + 1 >= MAX_FINISHED_UNSYNCED;
+    this.finished.push({ tid: a.tid, pos: a.pos, end: a.nextpos, tindex: a.tindex, holdsLock, resolve, reject });
+    if (!holdsLock) this.commitLock.release();
+    if (!this.syncRunning) {
+      this.syncRunning = true;
+      void this.syncLoop();
+    }
+    return done;
+  }
+
+  /**
+   * Make the finished transactions durable, oldest first: one fdatasync for all those waiting when
+   * it starts, then each is published (index, pos, lastTransaction, commit listeners, its
+   * tpc_finish resolves) in its own turn of the event loop, so that what a caller does after its
+   * tpc_finish sees the storage as of that transaction. Bounded: every round removes the
+   * transactions it started with (durable or failed).
+   */
+  private async syncLoop(): Promise<void> {
+    for (;;) {
+      const n = this.finished.length;
+      if (n === 0) break;
+      try {
+        await (this.options.fdatasync ?? fdatasyncAsync)(this.fd);
+      } catch (e) {
+        this.durabilityFailed(e);
+        return;
+      }
+      for (let i = 0; i < n; i++) {
+        const f = this.finished[0]!;
+        this.publishFinished(f);
+        this.finished.shift();
+        if (f.holdsLock) this.commitLock.release();
+        f.resolve(f.tid);
+        if (i + 1 < n) await nextTurn();
+      }
+    }
+    this.syncRunning = false;
+    for (const w of this.drainWaiters.splice(0)) w.resolve();
+  }
+
+  /** A finished transaction is durable: make it the committed state and tell the listeners. */
+  private publishFinished(f: FinishedTxn): void {
+    if (f.pos !== this.pos) throw new FileStorageError(`${this.path}: internal error: finished transaction at ${f.pos} but committed data ends at ${this.pos}`);
+    this.pos = f.end;
+    for (const [oid, p] of f.tindex) this.index.set(oid, p);
+    this.indexVersion++;
+    this.ltid = f.tid;
+    const oids = [...f.tindex.keys()];
+    for (const l of this.listeners) {
+      try {
+        l(f.tid, oids);
+      } catch (e) {
+        this.log.error({ err: String(e) }, 'commit listener failed');
+      }
+    }
+  }
+
+  /**
+   * fdatasync failed: nothing finished since the last durable point may be reported committed.
+   * Fail every waiting finish, cut the file back to the durable end, refuse later commits, close.
+   */
+  private durabilityFailed(e: unknown): void {
+    const failed = this.finished.splice(0);
+    const first = failed[0]!;
+    const err = new FileStorageError(
+      `${this.path}: fdatasync failed (${String((e as Error)?.message ?? e)}); ${failed.length} finished transaction(s) from ${toHex(first.tid)} at ${first.pos} are not durable and were not committed; the storage refuses commits and closes`,
+    );
+    this.syncFailure = err;
+    this.log.fatal({ err: String(e), file: this.path, pos: first.pos, transactions: failed.length }, 'Failure in _finish (fdatasync). Closing.');
+    try {
+      if (!this.closed) ftruncateSync(this.fd, this.pos);
+    } catch {
+      // closing anyway: the open scan drops a tail that is not a whole committed transaction
+    }
+    for (const f of failed) {
+      if (f.holdsLock) this.commitLock.release();
+      f.reject(err);
+    }
+    this.syncRunning = false;
+    for (const w of this.drainWaiters.splice(0)) w.reject(err);
+    this.close().catch((e2) => this.log.error({ err: String(e2) }, 'close after the fdatasync failure failed'));
+  }
+
+  /** Resolves once every finished transaction is durable and published (rejects if one failed). */
+  private drainFinished(): Promise<void> {
+    if (!this.syncRunning && this.finished.length === 0) return this.syncFailure ? Promise.reject(this.syncFailure) : Promise.resolve();
+    return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  /** Refuse commits after a failed fdatasync. */
+  private checkCommits(): void {
+    if (this.syncFailure) throw this.syncFailure;
+  }
+
+  /** Where the next transaction is written: after the finished ones still waiting for fdatasync. */
+  private writePos(): number {
+    const f = this.finished;
+    return f.length > 0 ? f[f.length - 1]!.end : this.pos;
+  }
+
+  /** The tid of the last finished transaction (durable or not). */
+  private writerLastTid(): Tid {
+    const f = this.finished;
+    return f.length > 0 ? f[f.length - 1]!.tid : this.ltid;
+  }
+
+  /** The oid's newest record position as a commit sees it (finished, still syncing, included); 0: none. */
+  private writerPosOf(oid: Oid): number {
+    const f = this.finished;
+    for (let i = f.length - 1; i >= 0; i--) {
+      const p = f[i]!.tindex.get(oid);
+      if (p !== undefined) return p;
+    }
+    return this.index.get(oid);
+  }
+
+  /** getTidSync as the next commit's conflict checks see it (finished transactions still syncing included). */
+  private writerTidSync(oid: Oid): Tid {
+    this.checkOpen();
+    const pos = this.writerPosOf(oid);
+    if (pos === 0) throw new POSKeyError(oid);
+    const r = this.recordFor(oid, pos);
+    if (!r.data && r.back === 0) throw new POSKeyError(oid);
+    return r.tid;
+  }
+
+  /**
+   * The oid's current serial as a transaction voting now is checked against: like getTid but
+   * including transactions finished and still waiting for their fdatasync; null for no object.
+   * A server uses it for its own conflict checks while tpc_finish calls overlap (pipelinedFinish).
+   */
+  writerTid(oid: Oid): Tid | null {
+    this.checkOpen();
+    // no POSKeyError for a new object: a server asks for every object it stores
+    const pos = this.writerPosOf(oid);
+    if (pos === 0) return null;
+    const r = this.recordFor(oid, pos);
+    if (!r.data && r.back === 0) return null;
+    return r.tid;
+  }
+
+  /**
+   * True with group commit: tpc_finish releases the commit lock before its fdatasync, so a
+   * caller that serialises commits itself may start the next transaction (tpc_begin, stores,
+   * tpc_vote) as soon as tpc_finish was called, without waiting for its promise.
+   */
+  get pipelinedFinish(): boolean {
+    return this.groupCommit;
+  }
+
+  /** Turn group commit on (see FileStorageOptions.groupCommit); a ZEO server does at startup. */
+  enableGroupCommit(): void {
+    this.groupCommit = true;
   }
 
   async tpc_abort(txn: TransactionMetaData): Promise<void> {
     const a = this.active;
     if (!a || a.txn !== txn) return;
     try {
-      if (a.voted && !this.closed) ftruncateSync(this.fd, this.pos);
+      if (a.voted && !this.closed) ftruncateSync(this.fd, a.pos);
     } finally {
       this.active = null;
       this.commitLock.release();
@@ -1103,7 +1373,12 @@ export class FileStorage implements IBlobStorage {
   }
 
   async undo(transactionId: Buffer, txn: TransactionMetaData): Promise<Oid[]> {
-    const a = this.activeFor(txn, 'undo');
+    let a = this.activeFor(txn, 'undo');
+    // undo reads the committed file: finished transactions first become durable
+    if (this.finished.length > 0) {
+      await this.drainFinished();
+      a = this.activeFor(txn, 'undo');
+    }
     const utid = undoIdToTid(transactionId);
     if (utid === null) throw new UndoError('Invalid transaction id');
     const t = this.txnFind(utid);
@@ -1489,7 +1764,19 @@ export class FileStorage implements IBlobStorage {
     this.lockFile = null;
   }
 
-  async close(): Promise<void> {
+  /** Close; finished transactions whose fdatasync is under way complete first. */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
+    if (this.closed) return;
+    if (this.syncRunning || this.finished.length > 0) {
+      await this.drainFinished().catch(() => undefined);
+      // let the callers of those tpc_finish calls run their continuations before the storage closes
+      await nextTurn();
+    }
     if (this.closed) return;
     if (this.active) {
       const a = this.active;
