@@ -1,5 +1,5 @@
 /**
- * Benchmark helper: a Secondary in its own process. argv: dataPath host port native(auto|never).
+ * Benchmark helper: a Secondary in its own process. argv: dataPath host port native(auto|never|always|record).
  * Sends {tid, at} over IPC for every applied transaction (at = wall-clock ms, high resolution),
  * {ready:true} once connected. Asked {cmd:'last'}, answers with the last transaction, the last
  * durable one (`durable`: the last tid when `applied` last grew — the Secondary counts a
@@ -19,7 +19,8 @@ fs.onCommit((tid) => {
   count++;
   if (report) process.send!({ tid: toHex(tid), at: now() });
 });
-const sec = new Secondary(fs, { host: host!, port: Number(port) }, { logger: pino({ level: 'silent' }), native: native as 'auto', reconnectDelay: 0.05 });
+// native: auto | never | always (raw mode when possible) | record (native channel, no raw mode)
+const sec = new Secondary(fs, { host: host!, port: Number(port) }, { logger: pino({ level: 'silent' }), native: (native === 'record' ? 'always' : native) as 'auto', raw: native !== 'record', reconnectDelay: 0.05 });
 let durable = toHex(fs.lastTransaction());
 let seen = 0;
 void (async () => {

@@ -81,6 +81,14 @@ interface Pending {
   bytes: number;
 }
 const pendingOf = new WeakMap<FileStorage, Pending>();
+const internals = new WeakMap<FileStorage, RawAppendInternals>();
+
+/** The storage's raw-append internals, made once per storage (they read its state live). */
+export function internalsOf(fs: FileStorage): RawAppendInternals {
+  let x = internals.get(fs);
+  if (!x) internals.set(fs, (x = fs.rawAppendInternals()));
+  return x;
+}
 
 /** Largest segment accepted in one call (a bound on what a peer can make us buffer and walk). */
 export const MAX_RAW_SEGMENT = 1 << 30;
@@ -236,7 +244,7 @@ function writeAll(fd: number, file: string, buf: Buffer, pos: number): void {
  * `sync`, durable and published.
  */
 export async function appendRawTransactions(fs: FileStorage, segments: Buffer[], options: { sync?: boolean } = {}): Promise<RawAppendResult> {
-  const x = fs.rawAppendInternals();
+  const x = internalsOf(fs);
   x.check();
   if (x.supportsBlobs()) throw new FileStorageError(`${x.path}: raw transactions cannot be appended to a blob storage (blob files are not in the data file)`);
   await x.commitLock.acquire();
@@ -305,7 +313,7 @@ export function syncRawAppends(fs: FileStorage): Promise<void> {
   const p = pendingOf.get(fs);
   if (!p) return prev;
   pendingOf.delete(fs);
-  const x = fs.rawAppendInternals();
+  const x = internalsOf(fs);
   const fd = x.fd();
   const run = prev
     .then(() => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(new RawAppendError(x.path, x.pos(), `fdatasync failed: ${e.message}`)) : resolve()))))

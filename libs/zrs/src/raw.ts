@@ -20,7 +20,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { toHex, type Tid } from '@zeo-ts/storage';
-import { FileStorage, MAGIC_LEN, TRANS_HDR_LEN, appendRawTransactions, readPos, syncRawAppends, unsyncedRawBytes } from '@zeo-ts/filestorage';
+import { FileStorage, MAGIC_LEN, TRANS_HDR_LEN, appendRawTransactions, rawAppendInternalsOf as internalsOf, readPos, syncRawAppends, unsyncedRawBytes } from '@zeo-ts/filestorage';
 import { decodeRawFrame, encodeRawFrame, rawDigest, NativeProtocolError } from './native.ts';
 
 /** A segment ready to send. */
@@ -72,12 +72,12 @@ export class RawSource {
 
   /** raw mode is impossible for blob storages (blob files are not in the data file) */
   get usable(): boolean {
-    return !this.fs.rawAppendInternals().supportsBlobs();
+    return !internalsOf(this.fs).supportsBlobs();
   }
 
   /** bumped by a pack of the primary: positions before and after mean nothing to each other */
   generation(): number {
-    return this.fs.rawAppendInternals().generation();
+    return internalsOf(this.fs).generation();
   }
 
   private file(): number {
@@ -222,7 +222,7 @@ export async function produceRaw(source: RawSource, ctx: RawProducerContext, sta
 /** What the secondary puts in its Hello for raw mode (null: raw mode impossible for it). */
 export function rawHello(storage: unknown): { endPos: number; lastRawSha1: Buffer } | null {
   if (!(storage instanceof FileStorage)) return null;
-  const x = storage.rawAppendInternals();
+  const x = internalsOf(storage);
   if (x.supportsBlobs() || storage.isReadOnly()) return null;
   const end = storage.getSize();
   if (end <= MAGIC_LEN) return { endPos: end, lastRawSha1: Buffer.alloc(0) };
@@ -255,6 +255,8 @@ export function isRawPayload(m: Buffer): boolean {
 export interface RawReceiverOptions {
   /** appends wait for the running fdatasync once this many bytes are not durable (default 64 MiB) */
   syncBytes?: number;
+  /** at least this long between two fdatasyncs (ms, default 0): more transactions per fdatasync, a little more lag */
+  syncDelayMs?: number;
 }
 
 /**
@@ -269,6 +271,8 @@ export class RawReceiver {
   private unsyncedTxns = 0;
   private flushing: Promise<void> | null = null;
   private again = false;
+  private readonly syncDelayMs: number;
+  private lastSync = -Infinity;
   /** a failed fdatasync: nothing more is acknowledged on this connection */
   failed: Error | null = null;
 
@@ -279,6 +283,7 @@ export class RawReceiver {
     options: RawReceiverOptions = {},
   ) {
     this.syncBytes = options.syncBytes ?? 64 << 20;
+    this.syncDelayMs = options.syncDelayMs ?? 0;
   }
 
   /**
@@ -327,11 +332,14 @@ export class RawReceiver {
     this.flushing = (async () => {
       try {
         for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
+          const wait = this.lastSync + this.syncDelayMs - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           this.again = false;
           const n = this.unsyncedTxns;
           this.unsyncedTxns = 0;
           const tid = this.fs.lastTransaction(); // everything up to it is covered by this fdatasync
           await syncRawAppends(this.fs);
+          this.lastSync = performance.now();
           if (n > 0) this.onDurable(n, tid);
           if (!this.again && this.unsyncedTxns === 0 && unsyncedRawBytes(this.fs) === 0) break;
         }
