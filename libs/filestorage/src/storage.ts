@@ -1105,8 +1105,10 @@ export class FileStorage implements IBlobStorage {
 
   /**
    * Make the finished transactions durable, oldest first: one fdatasync for all those waiting when
-   * it starts, then each is published (index, pos, lastTransaction, commit listeners, its
-   * tpc_finish resolves) in its own turn of the event loop, so that what a caller does after its
+   * it starts, then each is published in order (index, pos, lastTransaction, commit listeners, its
+   * tpc_finish resolves). With group commit all of a round are published in one turn of the event
+   * loop (their callers' continuations then run in tid order and their network output is written
+   * together); otherwise each in its own turn, so that what a caller does right after its
    * tpc_finish sees the storage as of that transaction. Bounded: every round removes the
    * transactions it started with (durable or failed).
    */
@@ -1126,7 +1128,7 @@ export class FileStorage implements IBlobStorage {
         this.finished.shift();
         if (f.holdsLock) this.commitLock.release();
         f.resolve(f.tid);
-        if (i + 1 < n) await nextTurn();
+        if (i + 1 < n && !this.groupCommit) await nextTurn();
       }
     }
     this.syncRunning = false;

@@ -32,6 +32,13 @@ export interface StorageServerOptions {
   max_blob_bytes?: number;
   /** calls of one connection awaiting their replies above which reading pauses (default 2000) */
   max_backlog?: number;
+  /**
+   * group commit (default true): with a storage that supports it (FileStorage), the commit lock
+   * passes to the next voter as soon as tpc_finish has flagged the transaction committed, and one
+   * fdatasync covers every transaction finished meanwhile. Replies to tpc_finish, invalidations
+   * and loads still only see a transaction once it is durable, in tid order.
+   */
+  group_commit?: boolean;
   logger?: Logger;
   /** version string for the monitor report */
   version?: string;
@@ -49,10 +56,12 @@ export class StorageEntry {
   readonly lock: CommitLock;
   /** newest first */
   readonly invq: InvalidationEntry[] = [];
-  /** true while a commit of ours is inside storage.tpc_finish (external-commit listener ignores it) */
-  ownCommit = false;
-  /** resolves when the in-flight tpc_finish (if any) completed */
-  finishing: Promise<unknown> | null = null;
+  /** commits of ours inside storage.tpc_finish (the external-commit listener ignores commits meanwhile) */
+  ownCommits = 0;
+  /** the in-flight tpc_finish calls (several with group commit); close waits for them */
+  readonly finishing = new Set<Promise<unknown>>();
+  /** storage.tpc_finish releases its commit lock before the fdatasync (group commit is on) */
+  readonly pipelinedFinish: boolean;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -63,8 +72,11 @@ export class StorageEntry {
     this.stats = new StorageStats(server.startTime);
     this.lock = new CommitLock(name, server.log, server.options.transaction_timeout, server.options.max_waiting_voters);
     this.setupInvalidationQueue();
+    const gc = storage as unknown as { enableGroupCommit?: () => void; pipelinedFinish?: boolean };
+    if (server.options.group_commit && !storage.isReadOnly() && typeof gc.enableGroupCommit === 'function') gc.enableGroupCommit();
+    this.pipelinedFinish = gc.pipelinedFinish === true;
     this.unsubscribe = storage.onCommit((tid, oids) => {
-      if (this.ownCommit) return;
+      if (this.ownCommits > 0) return;
       // A commit that did not come through this server (e.g. a replica being fed): tell everybody.
       this.recordInvalidation(tid, oids);
       const args = invalidationArgs(tid, oids);
@@ -170,6 +182,7 @@ export class StorageServer {
       max_transaction_bytes: options.max_transaction_bytes ?? 2 * 1024 ** 3,
       max_blob_bytes: options.max_blob_bytes ?? 1024 ** 4,
       max_backlog: options.max_backlog ?? 2000,
+      group_commit: options.group_commit ?? true,
       version: options.version ?? '0.1.0',
     };
     if (!(this.options.invalidation_queue_size >= 0)) throw new RangeError('invalidation_queue_size must be >= 0');
@@ -241,7 +254,7 @@ export class StorageServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const e of this.storages.values()) if (e.finishing) await e.finishing.catch(() => undefined);
+    for (const e of this.storages.values()) for (const f of [...e.finishing]) await f.catch(() => undefined);
     await Promise.all([...this.allSessions].map((s) => s.shutdown('server shutting down')));
     for (const [name, e] of this.storages) {
       e.detach();

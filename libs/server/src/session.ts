@@ -91,8 +91,13 @@ export const REGISTERED_METHODS: ReadonlySet<string> = new Set([
   'server_status', 'set_client_label', 'ping',
 ]);
 
-/** Methods whose replies are produced later and take their output place then (§5.5 rule 7). */
-const DELAYED = new Set(['vote', 'pack', 'undoLog', 'undoInfo']);
+/**
+ * Methods whose replies are produced later and take their output place then (§5.5 rule 7).
+ * tpc_finish too: with group commit a client may finish while an earlier transaction is still
+ * becoming durable, and that transaction's invalidation (sent when durable) must reach it before
+ * its own, later, tid (a client's last tid only grows).
+ */
+const DELAYED = new Set(['vote', 'pack', 'undoLog', 'undoInfo', 'tpc_finish']);
 
 /** Bound on the calls of one transaction log (storea etc.), protecting server memory. */
 const MAX_LOG_ENTRIES = 10_000_000;
@@ -245,7 +250,7 @@ export class ZEOSession implements LockClient {
       p.then(
         (v) => {
           this.delayedPending--;
-          this.push(OUT_REPLY, msgid, name, v);
+          this.push(v instanceof FinishResult ? OUT_FINISH : OUT_REPLY, msgid, name, v);
         },
         (err) => {
           this.delayedPending--;
@@ -1190,24 +1195,8 @@ export class ZEOSession implements LockClient {
     if (t.state !== 'voted' || !e.lock.isHolder(this)) throw new PyBuiltinError('AssertionError', ['finished called wo lock']);
     t.state = 'finishing';
     e.stats.commits++;
-    const invalidated = (t as Txn & { invalidated?: Oid[] }).invalidated ?? [];
-    const run = (async () => {
-      let tid: Tid;
-      e.ownCommit = true;
-      try {
-        tid = await e.storage.tpc_finish(t.meta);
-      } finally {
-        e.ownCommit = false;
-      }
-      t.storageBegun = false;
-      e.recordInvalidation(tid, invalidated);
-      if (e.sessions.size > 1) {
-        const args = invalidationArgs(tid, invalidated);
-        for (const other of e.sessions) if (other !== this) other.sendInvalidationArgs(args);
-      }
-      return tid;
-    })();
-    e.finishing = run;
+    const run = this.runFinish(e, t);
+    e.finishing.add(run);
     t.running = run;
     try {
       const tid = await run;
@@ -1224,9 +1213,36 @@ export class ZEOSession implements LockClient {
       this.clearTxn(t);
       throw err;
     } finally {
-      if (e.finishing === run) e.finishing = null;
+      e.finishing.delete(run);
       if (t.running === run) t.running = null;
     }
+  }
+
+  /**
+   * storage.tpc_finish, then the invalidations to the other clients. With group commit the commit
+   * lock goes to the next voter as soon as the storage has flagged this transaction committed:
+   * its fdatasync may then cover the next transactions too. The storage resolves finishes only
+   * once durable and in tid order, so the invalidations (and this client's reply) go out in tid
+   * order and never before the transaction is durable.
+   */
+  private async runFinish(e: StorageEntry, t: Txn): Promise<Tid> {
+    const invalidated = (t as Txn & { invalidated?: Oid[] }).invalidated ?? [];
+    let tid: Tid;
+    e.ownCommits++;
+    try {
+      const finished = e.storage.tpc_finish(t.meta);
+      if (e.pipelinedFinish) e.lock.release(this);
+      tid = await finished;
+    } finally {
+      e.ownCommits--;
+    }
+    t.storageBegun = false;
+    e.recordInvalidation(tid, invalidated);
+    if (e.sessions.size > 1) {
+      const args = invalidationArgs(tid, invalidated);
+      for (const other of e.sessions) if (other !== this) other.sendInvalidationArgs(args);
+    }
+    return tid;
   }
 
   private async tpcAbort(id: unknown): Promise<null> {
@@ -1416,6 +1432,10 @@ async function currentSerial(s: { getTid(oid: Oid): Promise<Tid> }, oid: Oid): P
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
+    // a group-commit storage: the serial the storage's own check will use (finished, still
+    // syncing transactions included), null for a new object
+    const w = (s as { writerTid?: (oid: Oid) => Tid | null }).writerTid;
+    if (typeof w === 'function') return w.call(s, oid);
     p = s.getTid(oid);
   } catch (err) {
     p = Promise.reject(err);
