@@ -1069,7 +1069,8 @@ export class ZEOSession implements LockClient {
               throw err;
             }
             this.checkVoting(t);
-            conflicts.delete(op.oid.toString('hex'));
+            // (no hex key built per store when there is no conflict: the common case)
+            if (conflicts.size > 0) conflicts.delete(op.oid.toString('hex'));
             lastData.set(oid, op.data);
             invalidated.push(oid);
             break;
