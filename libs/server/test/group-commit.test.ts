@@ -154,3 +154,28 @@ test('group commit: a failed fdatasync fails the finishes it covered and the sto
   await assert.rejects(c.rpc('vote', 3));
   await server.close();
 });
+
+test('group commit: server close waits for the finishes under way; they are durable and replied to first (S-27, filestorage §9.7)', async () => {
+  const { gate, fs, server, clients } = await setup();
+  const [a, b] = clients as [TestClient, TestClient];
+  const base = a.commit([[Z64, Z64, rec(0)]]);
+  await gate.release();
+  const t0 = await base;
+  begin(a, 1, [[Z64, t0, rec(1)]]);
+  await a.rpc('vote', 1);
+  const fa = settle(a.rpc('tpc_finish', 1) as Promise<Buffer>);
+  await gate.whenWaiting();
+  begin(b, 2, [[oid(1), Z64, rec(2)]]);
+  await b.rpc('vote', 2);
+  const fb = settle(b.rpc('tpc_finish', 2) as Promise<Buffer>);
+  const closing = settle(server.close());
+  await gate.release();
+  await gate.release();
+  await Promise.all([fa.settled, fb.settled, closing.settled]);
+  assert.equal(closing.error, undefined);
+  assert.ok(Buffer.isBuffer(fa.value) && Buffer.isBuffer(fb.value), 'both finishes replied before the connections closed');
+  const again = await FileStorage.open(fs.path, { readOnly: true });
+  assert.equal(again.lastTransaction(), fb.value!.readBigUInt64BE(0));
+  assert.deepEqual((await again.load(1n)).data, rec(2));
+  await again.close();
+});
