@@ -90,9 +90,17 @@ for (const letter of availableEncodings()) {
       assert.ok(infoSeenBeforeReply);
       // array msgid (loadBefore style) echoed exactly, identical in-flight calls merged (§5.3)
       const mid = [p64(1n), p64(0x7fffffffffffffffn)];
-      const [a, b] = await Promise.all([client.call('echo', ['lb'], { msgid: mid }), client.call('echo', ['lb2'], { msgid: mid })]);
+      // one onReply shared by both calls gets the result and the call's msgid, once per call
+      const replies: Array<[WireValue, WireValue]> = [];
+      const shared = (res: WireValue, msgid: WireValue) => replies.push([res, msgid]);
+      const [a, b] = await Promise.all([client.call('echo', ['lb'], { msgid: mid, onReply: shared }), client.call('echo', ['lb2'], { msgid: mid, onReply: shared })]);
       assert.deepEqual(a, ['lb']);
       assert.equal(a, b);
+      assert.equal(replies.length, 2);
+      for (const [res, msgid] of replies) {
+        assert.equal(res, a);
+        assert.equal(msgid, mid);
+      }
       // one-way client → server
       client.callOneWay('echo', ['ow']);
       assert.deepEqual(await client.call('echo', ['after']), ['after']);
