@@ -722,10 +722,25 @@ export class ZEOSession implements LockClient {
   // ---------------------------------------------------------------------------------------
   // Reads (§8.2)
 
-  private async loadBefore(oidB: Buffer, tidB: Buffer): Promise<unknown> {
+  private loadBefore(oidB: Buffer, tidB: Buffer): unknown {
     const e = this.reg();
     e.stats.loads++;
     const oid = u64(oidB);
+    const s = e.storage as unknown as { loadBeforeSync?: (oid: Oid, tid: Tid) => { data: Buffer; start: Tid; end: Tid | null } | null };
+    // a storage that answers at once (FileStorage): no promise, the reply is written right away
+    if (typeof s.loadBeforeSync === 'function') {
+      let r: { data: Buffer; start: Tid; end: Tid | null } | null;
+      try {
+        r = s.loadBeforeSync(oid, u64(tidB));
+      } catch (err) {
+        throw keyErr(err, oid, oidB);
+      }
+      return r === null ? null : [r.data, p64(r.start), r.end === null ? null : p64(r.end)];
+    }
+    return this.loadBeforeAsync(e, oid, oidB, tidB);
+  }
+
+  private async loadBeforeAsync(e: StorageEntry, oid: Oid, oidB: Buffer, tidB: Buffer): Promise<unknown> {
     try {
       const r = await e.storage.loadBefore(oid, u64(tidB));
       if (r === null) return null;
