@@ -105,9 +105,13 @@ export function encodeFrame(f: NativeFrame): Buffer {
     case 'refuse':
       msg = { refuse: { reason: f.reason, code: f.code } };
       break;
-    case 'ack':
-      msg = { ack: { tid: p64(f.tid) } };
-      break;
+    case 'ack': {
+      // Frame { ack { tid } }, written directly (one per durable batch, on the hot path)
+      const b = Buffer.allocUnsafe(12);
+      ACK_PREFIX.copy(b, 0);
+      b.writeBigUInt64BE(f.tid, 4);
+      return b;
+    }
     case 'txn': {
       // the transaction travels as serialized bytes with the MD5 of exactly those bytes
       const t = f.txn;
@@ -127,6 +131,9 @@ export function encodeFrame(f: NativeFrame): Buffer {
   return Buffer.from(FrameType.encode(FrameType.fromObject(msg)).finish());
 }
 
+/** The 4 bytes before the tid in an encoded Ack frame: Frame field 5 (10 bytes), Ack field 1 (8 bytes). */
+const ACK_PREFIX = Buffer.from([(5 << 3) | 2, 10, (1 << 3) | 2, 8]);
+
 export class NativeProtocolError extends Error {
   override name = 'NativeProtocolError';
 }
@@ -141,6 +148,7 @@ const buf = (b: unknown): Buffer => (b instanceof Uint8Array ? Buffer.from(b.buf
 /** Decode one frame; a Txn whose MD5 does not match its content is an error. */
 export function decodeFrame(payload: Buffer): NativeFrame {
   if (payload.length > 0 && payload[0] === RAW_TAG) return decodeRawFrame(payload);
+  if (payload.length === 12 && payload.compare(ACK_PREFIX, 0, 4, 0, 4) === 0) return { kind: 'ack', tid: payload.readBigUInt64BE(4) };
   let m: Record<string, any>;
   try {
     m = FrameType.toObject(FrameType.decode(payload), { longs: Number, defaults: true }) as Record<string, any>;

@@ -319,3 +319,47 @@ test('raw mode is not used with a blob-less record target other than a FileStora
   assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
   void copyFileSync;
 });
+
+test('raw mode, zrs §14 #31: a secondary that stops reading pauses its producer; the shared frame cache stays bounded; it then resumes in order and loses nothing', async () => {
+  const d = tempDir('zrs-rawbp-');
+  const pm = memoryLogger();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: pm.log, highWaterMark: 64 * 1024 });
+  await primary.listening;
+  const source = primary.rawSource({ maxSegment: 64 * 1024, cacheBytes: 256 * 1024 });
+  const { RawClient } = await import('./helpers.ts');
+  const c = new RawClient(primary.port);
+  await c.ready;
+  c.send('zts1.0');
+  c.send(encodeFrame({ kind: 'hello', lastTid: 0n, lastDigest: Buffer.alloc(0), name: 'slow', raw: true, endPos: 4, lastRawSha1: Buffer.alloc(0) }));
+  await c.waitCount(1);
+  const welcome = decodeFrame(c.received[0]!);
+  assert.ok(welcome.kind === 'welcome' && welcome.raw);
+  c.sock.pause(); // stop reading: the kernel buffers fill, then the primary's socket
+  // 24 MB: more than loopback socket buffers can hold (tcp_wmem + tcp_rmem maxima)
+  const rec = makeRecord({ value: 'z'.repeat(200_000) });
+  for (let i = 0; i < 120; i++) await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: rec }]);
+  const lag = () => (primary.replicationStatus() as { secondaries: Array<Record<string, unknown>> }).secondaries[0]!;
+  assert.equal(lag().paused, true, 'the producer waits for the slow secondary');
+  assert.notEqual(lag()['sent-tid'], toHex(primary.lastTransaction()), 'not everything was sent');
+  assert.ok((source as unknown as { cached: number }).cached <= 256 * 1024 + 64 * 1024 + 4096, 'the shared frame cache stays bounded');
+  // resume: every transaction arrives, in order, as whole raw segments
+  c.sock.resume();
+  let got = Buffer.alloc(0);
+  let last = 0n;
+  for (let guard = 0; guard < 1e6 && last !== primary.lastTransaction(); guard++) {
+    await c.waitCount(c.received.length + 1);
+    const f = decodeFrame(c.received.at(-1)!);
+    if (f.kind === 'raw') last = f.lastTid;
+  }
+  for (const m of c.received.slice(1)) {
+    const f = decodeFrame(m);
+    assert.equal(f.kind, 'raw');
+    if (f.kind === 'raw') {
+      assert.equal(f.pos, 4 + got.length, 'segments arrive in order, without gaps');
+      got = Buffer.concat([got, f.data]);
+    }
+  }
+  c.close();
+  await primary.close();
+  assert.deepEqual(got, readFileSync(join(d, 'p.fs')).subarray(4));
+});
