@@ -295,7 +295,8 @@ export class RawReceiver {
   async apply(payloads: Buffer[]): Promise<string | null> {
     if (this.failed) throw this.failed;
     let problem: string | null = null;
-    for (const m of payloads) {
+    for (let i = 0; i < payloads.length; i++) {
+      const m = payloads[i]!;
       let f;
       try {
         f = decodeRawFrame(m);
@@ -310,6 +311,9 @@ export class RawReceiver {
       }
       // bound what is not durable: wait for the running fdatasync first
       if (unsyncedRawBytes(this.fs) >= this.syncBytes && this.flushing) await this.flushing;
+      // between two segments let the event loop read the socket, so the primary keeps sending
+      // while we validate and write (the two processes work in parallel)
+      if (i > 0) await new Promise<void>((r) => setImmediate(r));
       try {
         const r = await appendRawTransactions(this.fs, [f.data], { sync: false });
         this.unsyncedTxns += r.transactions;
