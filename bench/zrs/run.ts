@@ -195,15 +195,32 @@ async function throughput(nSec: number, ackQuorum: number, n: number) {
     kids.push(s);
   }
   if (ackQuorum) for (let i = 0; i < 1e6 && p.ackedCount(p.lastTransaction()) < ackQuorum; i++) await p.changed();
+  const k0 = [];
+  for (const s of kids) k0.push((await s.last()).cpuSeconds);
   const c0 = process.cpuUsage();
   const t = now();
   for (let k = 0; k < n; k++) await commitSmall(p);
   const secs = (now() - t) / 1000;
   const c = process.cpuUsage(c0);
+  // each secondary's CPU until it has the last commit durably
+  const target = toHex(p.lastTransaction());
+  let kidCpu = 0;
+  for (let i = 0; i < kids.length; i++) {
+    let l = await kids[i]!.last();
+    for (let g = 0; g < 1e6 && l.durable !== target; g++) {
+      await new Promise((r) => setTimeout(r, 2));
+      l = await kids[i]!.last();
+    }
+    kidCpu += l.cpuSeconds - k0[i]!;
+  }
   for (const s of kids) await s.exit();
   await p.close();
   // the primary's own CPU per commit: what fan-out to secondaries costs it, whatever the load
-  return { perSecond: Math.round(n / secs), primaryCpuMsPerCommit: r3((c.user + c.system) / 1000 / n) };
+  return {
+    perSecond: Math.round(n / secs),
+    primaryCpuMsPerCommit: r3((c.user + c.system) / 1000 / n),
+    ...(kids.length ? { secondaryCpuMsPerCommit: r3((kidCpu * 1000) / n / kids.length) } : {}),
+  };
 }
 
 /** fsync cost of this disk: what bounds commits/s (every commit fsyncs on each side) */
@@ -232,7 +249,7 @@ const result: Record<string, unknown> = {
 };
 // rounds alternate the configurations so that the ratios compare figures measured close in time;
 // each configuration keeps its best round
-const tp: Record<string, { perSecond: number; primaryCpuMsPerCommit: number }> = {};
+const tp: Record<string, { perSecond: number; primaryCpuMsPerCommit: number; secondaryCpuMsPerCommit?: number }> = {};
 for (let round = 0; round < ROUNDS; round++) {
   for (const [nSec, q] of [[0, 0], [1, 0], [2, 0], [1, 1], [2, 1]] as const) {
     const key = `secondaries${nSec}${q ? '_ackQuorum1' : '_async'}`;
