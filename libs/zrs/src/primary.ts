@@ -26,7 +26,7 @@ import {
   type UndoFilter,
   type UndoLogEntry,
 } from '@zeo-ts/storage';
-import { FileStorage } from '@zeo-ts/filestorage';
+import { FileStorage, rawAppendInternalsOf } from '@zeo-ts/filestorage';
 import { RunningChecksum } from './checksum.ts';
 import { MessageTooLarge, SizedMessageDecoder, encodeSized, sizePrefix } from './framing.ts';
 import { FileIterator, ScanAborted, TidTooHigh, type ReplTransaction } from './fsiterator.ts';
@@ -244,6 +244,30 @@ export class Primary implements IStorage {
 
   endPosition(tid: Tid): number | undefined {
     return this.endPositions.get(tid);
+  }
+
+  private readonly txnFrames = new Map<string, Buffer>();
+  private txnFrameBytes = 0;
+
+  /**
+   * @internal Native record path: the size-prefixed Txn frame of a transaction, encoded once for
+   * every secondary that needs it (bounded cache: 16 MiB, 256 frames; keyed by data-file
+   * generation, tid and end position, so a pack never mixes up two versions of a transaction).
+   */
+  nativeTxnFrame(t: ReplTransaction, endPos: number): Buffer {
+    const key = `${rawAppendInternalsOf(this.storage).generation()}:${t.tid}:${endPos}`;
+    const hit = this.txnFrames.get(key);
+    if (hit) return hit;
+    const frame = encodeFrame({ kind: 'txn', txn: { ...t, endPos } });
+    const f = Buffer.concat([sizePrefix(frame.length), frame]);
+    this.txnFrames.set(key, f);
+    this.txnFrameBytes += f.length;
+    for (const [k, v] of this.txnFrames) {
+      if (this.txnFrameBytes <= 16 << 20 && this.txnFrames.size <= 256) break;
+      this.txnFrames.delete(k);
+      this.txnFrameBytes -= v.length;
+    }
+    return f;
   }
 
   private rawSrc: RawSource | null = null;
@@ -740,8 +764,7 @@ class PrimaryConnection {
           if (b) await sendNativeBlob(r.oid, r.tid, b, (parts) => this.sendBlobPart(parts));
         }
       }
-      const frame = encodeFrame({ kind: 'txn', txn: { ...t, endPos } });
-      await this.send(Buffer.concat([sizePrefix(frame.length), frame]));
+      await this.send(this.primary.nativeTxnFrame(t, endPos));
       this.sentTid = t.tid;
       return;
     }

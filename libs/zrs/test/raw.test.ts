@@ -363,3 +363,18 @@ test('raw mode, zrs §14 #31: a secondary that stops reading pauses its producer
   await primary.close();
   assert.deepEqual(got, readFileSync(join(d, 'p.fs')).subarray(4));
 });
+
+test('native record path, zrs §14 #30, #33: two secondaries without raw mode get the same shared Txn frames and converge', async () => {
+  const d = tempDir('zrs-recshare-');
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log });
+  await primary.listening;
+  await history(primary, 6);
+  const secs = [0, 1].map((i) => new Secondary(new FileStorage(join(d, `s${i}.fs`)), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', raw: false, reconnectDelay: 0.05 }));
+  for (const s of secs) await caughtUp(primary, s);
+  await history(primary, 6);
+  for (const s of secs) await caughtUp(primary, s);
+  for (const s of secs) await s.close();
+  await primary.close();
+  const p = readFileSync(join(d, 'p.fs'));
+  for (const i of [0, 1]) assert.deepEqual(readFileSync(join(d, `s${i}.fs`)), p);
+});
