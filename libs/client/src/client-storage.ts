@@ -180,6 +180,18 @@ class VerifyError extends StorageError {
   override name = 'VerifyError';
 }
 
+/** Where a plain socket's received bytes go (see ClientStorage.plainSocket). */
+interface SocketReader {
+  conn: RpcConnection | null;
+  early: Buffer[];
+  earlyBytes: number;
+}
+
+/** The read buffer of a plain socket (one per connection; received bytes are copied out of it). */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** Bytes a server may send before the client's connection object exists (the announcement is 6). */
+const MAX_EARLY_BYTES = 1024 * 1024;
+
 /** p64(maxtid): the tid argument of loads of current data (never written to) */
 const MAXTID_BYTES = p64(maxtid);
 /** swallows a prefetch error (the caller's later load reports it) */
@@ -475,7 +487,32 @@ export class ClientStorage implements IBlobStorage {
     }
   }
 
-  private connectSocket(address: ServerAddress): Promise<net.Socket> {
+  /**
+   * A plain (non-TLS) socket that reads into one buffer and hands copies of the received bytes to
+   * `reader.conn` (RpcConnection.feed), bypassing the stream machinery of 'data' events; bytes
+   * that arrive before the connection object exists are kept for it (bounded by maxEarlyBytes).
+   */
+  private plainSocket(address: ServerAddress, reader: SocketReader): net.Socket {
+    const onread = {
+      buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        const chunk = Buffer.allocUnsafe(n);
+        chunk.set(buf.subarray(0, n));
+        const conn = reader.conn;
+        if (conn) conn.feed(chunk);
+        else {
+          reader.early.push(chunk);
+          reader.earlyBytes += n;
+          if (reader.earlyBytes > MAX_EARLY_BYTES) sock.destroy(new ClientDisconnected(`${addressRepr(address)} sent ${reader.earlyBytes} bytes before the handshake`));
+        }
+        return true;
+      },
+    };
+    const sock = 'path' in address ? net.connect({ path: address.path, onread }) : net.connect({ port: address.port, host: address.host, onread });
+    return sock;
+  }
+
+  private connectSocket(address: ServerAddress, reader: SocketReader): Promise<net.Socket> {
     return new Promise<net.Socket>((resolve, reject) => {
       const t = this.opts.tls;
       let sock: net.Socket;
@@ -504,7 +541,7 @@ export class ClientStorage implements IBlobStorage {
           resolve(sock);
         });
       } else {
-        sock = 'path' in address ? net.connect({ path: address.path }) : net.connect(address.port, address.host);
+        sock = this.plainSocket(address, reader);
         sock.once('connect', () => {
           sock.off('error', onError);
           resolve(sock);
@@ -523,8 +560,9 @@ export class ClientStorage implements IBlobStorage {
   /** One connection attempt to `address`. */
   private async attempt(address: ServerAddress): Promise<'ok' | 'connect-failed' | 'register-failed' | 'not-needed'> {
     let sock: net.Socket;
+    const reader: SocketReader = { conn: null, early: [], earlyBytes: 0 };
     try {
-      sock = await this.connectSocket(address);
+      sock = await this.connectSocket(address, reader);
     } catch (e) {
       this.log.debug({ address: addressRepr(address), err: (e as Error).message }, 'connection failed');
       return 'connect-failed';
@@ -555,6 +593,9 @@ export class ClientStorage implements IBlobStorage {
       label: addressRepr(address),
       handler: (method, args) => this.serverCall(sc, method, args),
     });
+    // plain sockets deliver their bytes through reader (see plainSocket); TLS ones as 'data' events
+    reader.conn = sc.conn;
+    for (const chunk of reader.early.splice(0)) sc.conn.feed(chunk);
     this.conns.add(sc);
     sc.conn.on('close', () => this.connClosed(sc));
     // a server that never announces or answers register (e.g. TLS vs plain): give up on it

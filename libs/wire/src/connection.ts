@@ -637,6 +637,15 @@ export class RpcConnection extends EventEmitter {
 
   // ---------------------------------------------------------------- incoming
 
+  /**
+   * Hand a received chunk to the connection, for a socket made with net's `onread` option (which
+   * delivers data to a callback instead of 'data' events, saving the stream machinery per read).
+   * The chunk must not be reused by the caller afterwards.
+   */
+  feed(chunk: Buffer): void {
+    this.onData(chunk);
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     let frames: Buffer[];
