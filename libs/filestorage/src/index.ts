@@ -20,6 +20,6 @@ export * from './index-file.ts';
 export * from './lockfile.ts';
 export { FileStorage, CommitLock, ChunkReader, type FileStorageOptions, type FileUndoLogEntry, type FileDataRecord, type FileTransactionRecord } from './storage.ts';
 export { packStorage } from './pack.ts';
-export { appendRawTransactions, internalsOf as rawAppendInternalsOf, syncRawAppends, unsyncedRawBytes, RawAppendError, MAX_RAW_SEGMENT, type RawAppendResult, type RawAppendInternals } from './raw-append.ts';
+export { appendRawTransactions, internalsOf as rawAppendInternalsOf, lastAppendedTid, syncRawAppends, unsyncedRawBytes, RawAppendError, MAX_RAW_SEGMENT, type RawAppendResult, type RawAppendInternals } from './raw-append.ts';
 export { removeBlobsTaggedDuringPack } from './pack.ts';
 export { fileStorageArgs, openFileStorageSection, type StorageSectionLike, type OpenSectionContext } from './config.ts';

@@ -68,7 +68,7 @@ export interface RawAppendResult {
   /** transactions appended by this call */
   transactions: number;
   bytes: number;
-  /** the storage's last tid afterwards */
+  /** the last tid appended (lastTransaction() reaches it once it is durable) */
   lastTid: Tid;
   /** the storage's committed end afterwards */
   end: number;
@@ -79,6 +79,8 @@ export interface RawAppendResult {
 interface Pending {
   txns: Array<{ tid: Tid; oids: Oid[] }>;
   bytes: number;
+  /** the last tid appended (also counts 'u' transactions, which publish nothing) */
+  lastTid: Tid;
 }
 const pendingOf = new WeakMap<FileStorage, Pending>();
 const internals = new WeakMap<FileStorage, RawAppendInternals>();
@@ -116,11 +118,11 @@ function posAt(b: Buffer, o: number): number {
  * the caller rolls them back when this throws (RawAppendError at the first problem) or when the
  * write fails.
  */
-function validate(x: RawAppendInternals, seg: Buffer, base: number, undo: number[]): Parsed {
+function validate(x: RawAppendInternals, seg: Buffer, base: number, undo: number[], after: Tid): Parsed {
   const file = x.path;
   const index = x.index();
   const reader = x.reader();
-  let ltid = x.lastTid();
+  let ltid = after;
   const txns: Parsed['txns'] = [];
   let maxHi = -1;
   let maxLo = -1;
@@ -260,7 +262,7 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
       const undo: number[] = [];
       let parsed: Parsed;
       try {
-        parsed = validate(x, seg, base, undo);
+        parsed = validate(x, seg, base, undo, lastAppendedTid(fs));
       } catch (e) {
         rollback(index, undo);
         throw e;
@@ -278,10 +280,14 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
         throw e;
       }
       const maxOid = parsed.maxHi < 0 ? 0n : (BigInt(parsed.maxHi) << 32n) | BigInt(parsed.maxLo);
-      x.advance(base + seg.length, parsed.lastTid, maxOid);
+      // the data is there (index, end); lastTransaction() moves only when it is durable and its
+      // invalidations are published (syncRawAppends), as after tpc_finish
+      x.advance(base + seg.length, x.lastTid(), maxOid);
+      appendedTid.set(fs, parsed.lastTid);
       let p = pendingOf.get(fs);
-      if (!p) pendingOf.set(fs, (p = { txns: [], bytes: 0 }));
+      if (!p) pendingOf.set(fs, (p = { txns: [], bytes: 0, lastTid: 0n }));
       for (const t of parsed.txns) p.txns.push(t);
+      p.lastTid = parsed.lastTid;
       p.bytes += seg.length;
       transactions += parsed.txns.length;
       bytes += seg.length;
@@ -293,7 +299,19 @@ export async function appendRawTransactions(fs: FileStorage, segments: Buffer[],
   }
   x.commitLock.release();
   if (options.sync ?? true) await syncRawAppends(fs);
-  return { transactions, bytes, lastTid: x.lastTid(), end: x.pos(), synced: !pendingOf.has(fs) && !syncChain.has(fs) };
+  return { transactions, bytes, lastTid: lastAppendedTid(fs), end: x.pos(), synced: !pendingOf.has(fs) && !syncChain.has(fs) };
+}
+
+const appendedTid = new WeakMap<FileStorage, Tid>();
+
+/**
+ * The last tid appended raw, durable or not (lastTransaction() gives the last durable and
+ * published one). A FileStorage must not be closed while raw appends wait for syncRawAppends.
+ */
+export function lastAppendedTid(fs: FileStorage): Tid {
+  const a = appendedTid.get(fs);
+  const l = internalsOf(fs).lastTid();
+  return a !== undefined && a > l ? a : l;
 }
 
 /** Bytes appended raw whose fdatasync has not been started (see syncRawAppends). */
@@ -318,7 +336,11 @@ export function syncRawAppends(fs: FileStorage): Promise<void> {
   const run = prev
     .then(() => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(new RawAppendError(x.path, x.pos(), `fdatasync failed: ${e.message}`)) : resolve()))))
     .then(() => {
-      for (const t of p.txns) x.publish(t.tid, t.oids);
+      for (const t of p.txns) {
+        x.advance(x.pos(), t.tid, 0n);
+        x.publish(t.tid, t.oids);
+      }
+      if (p.lastTid > x.lastTid()) x.advance(x.pos(), p.lastTid, 0n);
     });
   const settled = run.catch(() => undefined);
   syncChain.set(fs, settled);

@@ -20,7 +20,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { toHex, type Tid } from '@zeo-ts/storage';
-import { FileStorage, MAGIC_LEN, TRANS_HDR_LEN, appendRawTransactions, rawAppendInternalsOf as internalsOf, readPos, syncRawAppends, unsyncedRawBytes } from '@zeo-ts/filestorage';
+import { FileStorage, MAGIC_LEN, TRANS_HDR_LEN, appendRawTransactions, lastAppendedTid, rawAppendInternalsOf as internalsOf, readPos, syncRawAppends, unsyncedRawBytes } from '@zeo-ts/filestorage';
 import { decodeRawFrame, encodeRawFrame, rawDigest, NativeProtocolError } from './native.ts';
 
 /** A segment ready to send. */
@@ -341,7 +341,7 @@ export class RawReceiver {
           this.again = false;
           const n = this.unsyncedTxns;
           this.unsyncedTxns = 0;
-          const tid = this.fs.lastTransaction(); // everything up to it is covered by this fdatasync
+          const tid = lastAppendedTid(this.fs); // everything up to it is covered by this fdatasync
           await syncRawAppends(this.fs);
           this.lastSync = performance.now();
           if (n > 0) this.onDurable(n, tid);

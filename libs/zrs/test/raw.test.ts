@@ -68,7 +68,12 @@ test('raw mode, zrs §14 #30, #33, #37: catch-up in many segments and live commi
   const sm = memoryLogger();
   const sfs = new FileStorage(join(d, 's.fs'));
   const invalidated: Tid[] = [];
-  sfs.onCommit((tid) => invalidated.push(tid));
+  let lastAhead = 0;
+  sfs.onCommit((tid) => {
+    // lastTransaction() moves with the published invalidations (once durable), never ahead of them
+    if (sfs.lastTransaction() !== tid) lastAhead++;
+    invalidated.push(tid);
+  });
   const secondary = new Secondary(sfs, { host: '127.0.0.1', port: primary.port }, { logger: sm.log, native: 'always', reconnectDelay: 0.05 });
   await caughtUp(primary, secondary);
   assert.ok(pm.has(/raw mode \(empty secondary\)/), 'the primary agreed to raw mode');
@@ -82,6 +87,8 @@ test('raw mode, zrs §14 #30, #33, #37: catch-up in many segments and live commi
   const expected: Tid[] = [];
   for await (const t of primary.iterator()) expected.push(t.tid);
   assert.deepEqual(invalidated, expected, 'one invalidation per transaction, in order');
+  assert.equal(lastAhead, 0);
+  assert.equal(secondary.lastTransaction(), invalidated.at(-1));
   assert.deepEqual((await secondary.load(1n)).data, (await primary.load(1n)).data);
   assert.equal(secondary.rawFallbacks, 0);
   await secondary.close();
