@@ -1124,7 +1124,13 @@ export class FileStorage implements IBlobStorage {
       }
       for (let i = 0; i < n; i++) {
         const f = this.finished[0]!;
-        this.publishFinished(f);
+        try {
+          this.publishFinished(f);
+        } catch (e) {
+          // an internal inconsistency: fail what is left as an fdatasync failure would (loudly)
+          this.durabilityFailed(e);
+          return;
+        }
         this.finished.shift();
         if (f.holdsLock) this.commitLock.release();
         f.resolve(f.tid);
