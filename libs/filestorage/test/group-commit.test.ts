@@ -68,7 +68,7 @@ function track<T>(p: Promise<T>): { done: boolean; value?: T; error?: unknown; s
   return r;
 }
 
-test('group commit: finished transactions stay invisible until durable, share one fdatasync, and complete in tid order (filestorage §9.7)', async () => {
+test('group commit: finished transactions stay invisible until durable, share one fdatasync, and complete in tid order (filestorage §9.7, §16 #13, #15)', async () => {
   const gate = new SyncGate();
   const fs = await FileStorage.open(tempPath(), { groupCommit: true, fdatasync: gate.hook });
   assert.equal(fs.pipelinedFinish, true);
