@@ -3,6 +3,8 @@
 // come back as conflicts (ccr maps in the default mode, ConflictError without ccr), never as
 // lost updates, and the counters' sum equals the number of increments that committed.
 // Checklist: zeo5-protocol S-16, S-17, S-19, S-20, S-24; §10.5, §10.6.
+// With group commit on (the default) the run also checks that each client hears of the tids of
+// other clients' transactions and of its own in increasing order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -34,15 +36,20 @@ function valueOf(data: Buffer): number {
 interface Client {
   conn: RpcConnection;
   invalidationTids: bigint[];
+  /** invalidation tids and the client's own tpc_finish tids, in the order their frames arrived */
+  lastTids: bigint[];
 }
 
 function connect(port: number): Client {
-  const c: Client = { conn: null as unknown as RpcConnection, invalidationTids: [] };
+  const c: Client = { conn: null as unknown as RpcConnection, invalidationTids: [], lastTids: [] };
   c.conn = new RpcConnection(net.connect(port, '127.0.0.1'), {
     role: 'client',
     heartbeatInterval: 0,
     handler: (method, args) => {
-      if (method === 'invalidateTransaction') c.invalidationTids.push((args[0] as Buffer).readBigUInt64BE(0));
+      if (method === 'invalidateTransaction') {
+        c.invalidationTids.push((args[0] as Buffer).readBigUInt64BE(0));
+        c.lastTids.push((args[0] as Buffer).readBigUInt64BE(0));
+      }
     },
   });
   return c;
@@ -121,7 +128,8 @@ async function run(letter: EncodingLetter, ccr: boolean): Promise<void> {
               continue;
             }
             assert.ok(ok, 'vote settled within the bound');
-            await c.conn.call('tpc_finish', [id]);
+            // the reply is seen in frame order with the invalidations (onReply runs synchronously)
+            await c.conn.call('tpc_finish', [id], { onReply: (tid) => c.lastTids.push((tid as Buffer).readBigUInt64BE(0)) });
             committed++;
             for (const k of targets) perCounter[k]!++;
             break;
@@ -161,6 +169,9 @@ async function run(letter: EncodingLetter, ccr: boolean): Promise<void> {
     for (const c of clients) {
       await c.conn.call('ping', []);
       for (let i = 1; i < c.invalidationTids.length; i++) assert.ok(c.invalidationTids[i]! > c.invalidationTids[i - 1]!);
+      // and a client's own finish tids interleave with them in tid order too: its last tid only
+      // grows (a stock client's cache refuses anything else), with group commit as without
+      for (let i = 1; i < c.lastTids.length; i++) assert.ok(c.lastTids[i]! > c.lastTids[i - 1]!, `tid ${i} of ${c.lastTids.length} goes backwards`);
       c.conn.close();
     }
     fresh.conn.close();

@@ -31,6 +31,7 @@ import {
   isBlobStorage,
 } from '@zeo-ts/storage';
 import { OidKeyError, PyBuiltinError, TxnMismatchError } from './errors.ts';
+import assert from 'node:assert/strict';
 import { open as openFile } from 'node:fs/promises';
 import {
   BLOB_CHUNK_SIZE,
@@ -98,6 +99,9 @@ export const REGISTERED_METHODS: ReadonlySet<string> = new Set([
  * its own, later, tid (a client's last tid only grows).
  */
 const DELAYED = new Set(['vote', 'pack', 'undoLog', 'undoInfo', 'tpc_finish']);
+
+/** Bound on invalidations held behind one tpc_finish reply (a reply is due within a few turns). */
+const MAX_HELD_INVALIDATIONS = 100_000;
 
 /** Bound on the calls of one transaction log (storea etc.), protecting server memory. */
 const MAX_LOG_ENTRIES = 10_000_000;
@@ -251,10 +255,12 @@ export class ZEOSession implements LockClient {
         (v) => {
           this.delayedPending--;
           this.push(v instanceof FinishResult ? OUT_FINISH : OUT_REPLY, msgid, name, v);
+          if (name === 'tpc_finish') this.releaseHeldInvalidations();
         },
         (err) => {
           this.delayedPending--;
           this.push(OUT_ERROR, msgid, name, err);
+          if (name === 'tpc_finish') this.releaseHeldInvalidations();
         },
       );
       return;
@@ -308,6 +314,10 @@ export class ZEOSession implements LockClient {
 
   /** calls whose replies are not written yet (reserved places and delayed replies) */
   private delayedPending = 0;
+  /** set once this client's transaction is durable, until its tpc_finish reply is in the output */
+  private finishReplyPending = false;
+  /** invalidations of later transactions waiting behind that reply (bounded) */
+  private heldInvalidations: unknown[][] = [];
   private backlogWaiters: Array<{ n: number; resolve: () => void }> = [];
 
   /** Replies still owed to the client; the transport pauses reading while it is above max_backlog. */
@@ -465,7 +475,23 @@ export class ZEOSession implements LockClient {
 
   /** @internal the same with the call's arguments built once for all receivers (see invalidationArgs) */
   sendInvalidationArgs(args: unknown[]): void {
+    if (this.finishReplyPending) {
+      // this client's own transaction is durable but its tpc_finish reply is not out yet: a later
+      // transaction's invalidation must follow that reply (a client's last tid only grows)
+      assert(this.heldInvalidations.length < MAX_HELD_INVALIDATIONS, 'invalidations held behind a tpc_finish reply are bounded');
+      this.heldInvalidations.push(args);
+      return;
+    }
     this.sendOneWay('invalidateTransaction', args);
+  }
+
+  /** this client's tpc_finish reply (or error) is in the output: send what waited behind it */
+  private releaseHeldInvalidations(): void {
+    this.finishReplyPending = false;
+    const held = this.heldInvalidations;
+    if (held.length === 0) return;
+    this.heldInvalidations = [];
+    for (const args of held) this.sendOneWay('invalidateTransaction', args);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1249,6 +1275,8 @@ export class ZEOSession implements LockClient {
       const finished = e.storage.tpc_finish(t.meta);
       if (e.pipelinedFinish) e.lock.release(this);
       tid = await finished;
+      // durable, in tid order: invalidations of later transactions now wait behind our reply
+      this.finishReplyPending = true;
     } finally {
       e.ownCommits--;
     }
