@@ -27,7 +27,7 @@ syntax = "proto3";
 package zeots.zrs;
 message Record { bytes oid = 1; bytes tid = 2; bool has_data = 3; bytes data = 4; bytes data_txn = 5; }
 message Txn { bytes tid = 1; string status = 2; bytes user = 3; bytes description = 4; bytes extension = 5; repeated Record records = 6; uint64 end_pos = 8; }
-message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; uint64 end_pos = 4; bool raw = 5; bytes last_raw_sha1 = 6; }
+message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; uint64 end_pos = 4; bool raw = 5; bytes last_raw_sha1 = 6; bool blobs = 7; }
 message Welcome { bytes last_tid = 1; string name = 2; bool raw = 3; }
 message Raw { uint64 pos = 1; bytes data = 2; bytes last_tid = 3; uint32 count = 4; bytes sha1 = 5; }
 message Refuse { string reason = 1; string code = 2; }
@@ -58,7 +58,7 @@ export interface NativeTxn {
 }
 
 export type NativeFrame =
-  | { kind: 'hello'; lastTid: Tid; lastDigest: Buffer; name: string; endPos?: number; raw?: boolean; lastRawSha1?: Buffer }
+  | { kind: 'hello'; lastTid: Tid; lastDigest: Buffer; name: string; endPos?: number; raw?: boolean; lastRawSha1?: Buffer; blobs?: boolean }
   | { kind: 'welcome'; lastTid: Tid; name: string; raw?: boolean }
   | RawFrame
   | { kind: 'refuse'; reason: string; code: string }
@@ -95,7 +95,7 @@ export function encodeFrame(f: NativeFrame): Buffer {
   let msg: Record<string, unknown>;
   switch (f.kind) {
     case 'hello':
-      msg = { hello: { last_tid: p64(f.lastTid), last_digest: f.lastDigest, name: f.name, end_pos: f.endPos ?? 0, raw: !!f.raw, last_raw_sha1: f.lastRawSha1 ?? Buffer.alloc(0) } };
+      msg = { hello: { last_tid: p64(f.lastTid), last_digest: f.lastDigest, name: f.name, end_pos: f.endPos ?? 0, raw: !!f.raw, last_raw_sha1: f.lastRawSha1 ?? Buffer.alloc(0), blobs: !!f.blobs } };
       break;
     case 'welcome':
       msg = { welcome: { last_tid: p64(f.lastTid), name: f.name, raw: !!f.raw } };
@@ -157,7 +157,7 @@ export function decodeFrame(payload: Buffer): NativeFrame {
   }
   if (m.hello) {
     const h = m.hello;
-    return { kind: 'hello', lastTid: id(h.last_tid, 'hello.last_tid'), lastDigest: buf(h.last_digest), name: String(h.name), endPos: Number(h.end_pos ?? 0), raw: !!h.raw, lastRawSha1: buf(h.last_raw_sha1) };
+    return { kind: 'hello', lastTid: id(h.last_tid, 'hello.last_tid'), lastDigest: buf(h.last_digest), name: String(h.name), endPos: Number(h.end_pos ?? 0), raw: !!h.raw, lastRawSha1: buf(h.last_raw_sha1), blobs: !!h.blobs };
   }
   if (m.welcome) return { kind: 'welcome', lastTid: id(m.welcome.last_tid, 'welcome.last_tid'), name: String(m.welcome.name), raw: !!m.welcome.raw };
   if (m.refuse) return { kind: 'refuse', reason: String(m.refuse.reason), code: String(m.refuse.code) };

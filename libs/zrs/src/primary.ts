@@ -555,6 +555,14 @@ class PrimaryConnection {
           return this.fail(`Invalid hello: ${(e as Error).message}`);
         }
         if (f.kind !== 'hello') return this.fail(`Invalid hello: got ${f.kind}`);
+        if (this.primary.supportsBlobs() && !f.blobs) {
+          // the native counterpart of refusing zrs2.0 (§6.2, §14 #6): say why, at the handshake
+          const reason = 'this primary stores blobs and the secondary has no blob directory (configure blob-dir on the secondary)';
+          this.log.error(`${this.peer}: ${reason}`);
+          this.stopped = true;
+          this.sock.end(encodeSized(encodeFrame({ kind: 'refuse', reason, code: 'blobs' })));
+          return;
+        }
         this.hello = f;
         return this.start(f.lastTid, f.lastDigest);
       }

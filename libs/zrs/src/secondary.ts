@@ -183,7 +183,7 @@ export class Secondary implements IStorage {
       if (native) {
         const rh = this.rawEnabled && !this.rawOffOnce ? rawHello(this.storage) : null;
         this.rawOffOnce = false;
-        sock.write(encodeSized(encodeFrame({ kind: 'hello', lastTid: last, lastDigest: Buffer.alloc(0), name: this.storage.getName(), ...(rh ? { raw: true, endPos: rh.endPos, lastRawSha1: rh.lastRawSha1 } : {}) })));
+        sock.write(encodeSized(encodeFrame({ kind: 'hello', lastTid: last, lastDigest: Buffer.alloc(0), name: this.storage.getName(), blobs: this.supportsBlobs(), ...(rh ? { raw: true, endPos: rh.endPos, lastRawSha1: rh.lastRawSha1 } : {}) })));
       } else {
         sock.write(encodeSized(p64b(last)));
       }

@@ -39,6 +39,28 @@ async function blobContent(s: { loadBlob(oid: Oid, tid: Tid): Promise<string> },
   return readFileSync(await s.loadBlob(oid, tid));
 }
 
+test('zrs §14 #6 (native channel): a blob-enabled primary refuses, at the handshake, a native secondary without a blob directory; its file stays untouched', async () => {
+  const d = tempDir();
+  const m = memoryLogger();
+  const p = new Primary(blobFs(d, 'p'), { host: '127.0.0.1', port: 0 }, { logger: m.log });
+  await p.listening;
+  await commitBlobs(p, [{ oid: 1n, content: Buffer.from('blob one') }]);
+  const sfs = new FileStorage(join(d, 's.fs'));
+  const sm = memoryLogger();
+  const s = new Secondary(sfs, { host: '127.0.0.1', port: p.port }, { logger: sm.log, native: 'always', reconnectDelay: 60 });
+  try {
+    await until(() => s.refused !== null, () => s.changed(), 'the refusal');
+    assert.equal(s.refused!.code, 'blobs');
+    assert.match(s.refused!.reason, /no blob directory/);
+    assert.ok(m.has(/has no blob directory/), 'the primary logs why');
+    assert.equal(s.lastTransaction(), 0n, 'nothing was applied');
+    assert.equal(sfs.getSize(), 4, 'the secondary file is still just its magic');
+  } finally {
+    await s.close();
+    await p.close();
+  }
+});
+
 test('zrs §14 #6, §11.2 #4: a blob-enabled primary refuses zrs2.0 and accepts zrs2.1; a plain primary accepts both', async () => {
   const d = tempDir();
   const m = memoryLogger();
