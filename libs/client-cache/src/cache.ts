@@ -702,11 +702,11 @@ export class ClientCache {
     rec.writeBigUInt64BE(oid, DATA_OFFSET + data.length);
     trailer.copy(rec, size);
     const ofs = this.currentofs;
-    // Crash safety: first the whole area reads as one free block, then the body, then the header.
+    // Crash safety: first the whole area reads as one free block (its header and the body go out
+    // in one write: a dying process cannot split it), then the real header makes it a record.
     rec[0] = STATUS_FREE;
     rec.writeUInt32BE(avail, 1);
-    this.put(rec.subarray(0, 5), ofs);
-    this.put(rec.subarray(5), ofs + 5);
+    this.put(rec, ofs);
     rec[0] = STATUS_ALLOCATED;
     rec.writeUInt32BE(size, 1);
     this.put(rec.subarray(0, 5), ofs);
