@@ -4,47 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import pino from 'pino';
-import { ClientStorage } from '@zeo-ts/client';
-import { TransactionMetaData, type Tid, type IStorage } from '@zeo-ts/storage';
-import { makeRecord } from '@zeo-ts/storage/testing';
-import { FSTEST_BIN, NAGIOS_BIN, ZRS_BIN, dumpFile, runNode, startZrs, tempDir, zrsConfig, type ZrsProcess } from './helpers.ts';
+import type { Tid } from '@zeo-ts/storage';
+import { FSTEST_BIN, NAGIOS_BIN, ZRS_BIN, commitOne, dumpFile, runNode, startZrs, tempDir, zeoClient as client, clientSeen as seen, zrsConfig, type ZrsProcess } from './helpers.ts';
 import { adminCommand } from '../src/promote.ts';
 
-async function client(port: number, readOnly = false): Promise<ClientStorage> {
-  return ClientStorage.open({ addresses: [{ host: '127.0.0.1', port }], cachePath: null, readOnly, wait: true, logger: pino({ level: 'silent' }) });
-}
-
-/** one small transaction; returns the tid tpc_finish gave back */
-async function commitOne(s: IStorage, i: number): Promise<Tid> {
-  const txn = new TransactionMetaData('', `load ${i}`);
-  const oid = await s.new_oid();
-  await s.tpc_begin(txn);
-  try {
-    await s.store(oid, 0n, makeRecord(), txn);
-    await s.tpc_vote(txn);
-    return await s.tpc_finish(txn);
-  } catch (e) {
-    await s.tpc_abort(txn).catch(() => undefined);
-    throw e;
-  }
-}
-
-/** Wait until a read-only client of the secondary has seen `tid` (through invalidations). */
-async function seen(c: ClientStorage, tid: Tid): Promise<void> {
-  for (let i = 0; i < 1_000_000 && c.lastTransaction() < tid; i++) {
-    await new Promise<void>((r) => {
-      const off = c.onCommit(() => {
-        off();
-        r();
-      });
-      if (c.lastTransaction() >= tid) {
-        off();
-        r();
-      }
-    });
-  }
-}
 
 async function sameFiles(a: string, b: string): Promise<void> {
   const [da, db] = await Promise.all([dumpFile(a), dumpFile(b)]);

@@ -9,36 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConflictError, TransactionMetaData, type Oid, type Tid } from '@zeo-ts/storage';
-import { makeRecord } from '@zeo-ts/storage/testing';
+import { SyncGate, makeRecord } from '@zeo-ts/storage/testing';
 import { FileStorage } from '../src/index.ts';
 
-/** An fdatasync replacement the test opens and fails by hand (each call waits for the test). */
-class SyncGate {
-  calls = 0;
-  private waiting: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private arrived: Array<() => void> = [];
-  readonly hook = (fd: number): Promise<void> => {
-    assert.ok(fd >= 0);
-    this.calls++;
-    const p = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    for (const a of this.arrived.splice(0)) a();
-    return p;
-  };
-  /** resolves once an fdatasync is waiting */
-  whenWaiting(): Promise<void> {
-    if (this.waiting.length > 0) return Promise.resolve();
-    return new Promise((r) => this.arrived.push(r));
-  }
-  async release(): Promise<void> {
-    await this.whenWaiting();
-    this.waiting.shift()!.resolve();
-  }
-  async fail(message: string): Promise<void> {
-    await this.whenWaiting();
-    const e = Object.assign(new Error(message), { code: 'EIO' });
-    this.waiting.shift()!.reject(e);
-  }
-}
 
 function tempPath(): string {
   return join(mkdtempSync(join(tmpdir(), 'fs-group-')), 'Data.fs');

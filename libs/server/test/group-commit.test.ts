@@ -9,34 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { FileStorage } from '@zeo-ts/filestorage';
+import { SyncGate } from '@zeo-ts/storage/testing';
 import { StorageServer } from '../src/index.ts';
 import { PyListValue } from '../src/values.ts';
 import { CallError, TestClient, oid, rec, Z64, MAXTID } from './helpers.ts';
 
-/** fdatasync replacement released (or failed) by the test, one call at a time. */
-class SyncGate {
-  calls = 0;
-  private waiting: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
-  private arrived: Array<() => void> = [];
-  readonly hook = (): Promise<void> => {
-    this.calls++;
-    const p = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    for (const a of this.arrived.splice(0)) a();
-    return p;
-  };
-  whenWaiting(): Promise<void> {
-    if (this.waiting.length > 0) return Promise.resolve();
-    return new Promise((r) => this.arrived.push(r));
-  }
-  async release(): Promise<void> {
-    await this.whenWaiting();
-    this.waiting.shift()!.resolve();
-  }
-  async fail(): Promise<void> {
-    await this.whenWaiting();
-    this.waiting.shift()!.reject(Object.assign(new Error('injected EIO'), { code: 'EIO' }));
-  }
-}
 
 async function setup() {
   const gate = new SyncGate();
