@@ -51,5 +51,5 @@ for (const encoding of ['Z', 'M'] as const) {
     async connect(first) {
       return open(names.get(first)!);
     },
-  }, { timeout: 60_000 });
+  }, { timeout: 60_000, blobs: false });
 }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IStorage } from '@zeo-ts/storage';
-import { CONFORMANCE_TEST_IDS, runConformanceSuite } from '@zeo-ts/storage/testing';
+import { runConformanceSuite } from '@zeo-ts/storage/testing';
 import { FileStorage } from '../src/index.ts';
 
 const dirs = new WeakMap<IStorage, string>();
@@ -35,7 +35,7 @@ runConformanceSuite(
       if (d) rmSync(d, { recursive: true, force: true });
     },
   },
-  { persistent: true },
+  { persistent: true, blobs: true },
 );
 
 // blobMode 'proxy' (what <blobstorage> opens): the blob tests only
@@ -53,5 +53,5 @@ runConformanceSuite(
       if (d) rmSync(d, { recursive: true, force: true });
     },
   },
-  { persistent: true, skip: CONFORMANCE_TEST_IDS.filter((id) => !id.startsWith('blob-')) },
+  { persistent: true, blobs: 'only' },
 );

@@ -37,5 +37,5 @@ runConformanceSuite(
       if (d) rmSync(d, { recursive: true, force: true });
     },
   },
-  { persistent: true },
+  { persistent: true, blobs: false },
 );

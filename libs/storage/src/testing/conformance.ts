@@ -57,6 +57,12 @@ export interface ConformanceOptions {
   persistent?: boolean;
   /** ids of tests to skip (the part of a test name before the colon) */
   skip?: string[];
+  /**
+   * blob storages: true = the blob-* tests run and the storage MUST be a blob storage; false = the
+   * blob-* tests are not registered at all; 'only' = like true, and no other test is registered;
+   * absent = the blob-* tests run when the created storage is one
+   */
+  blobs?: boolean | 'only';
   /** per-test timeout in ms (default 30000) */
   timeout?: number;
 }
@@ -305,6 +311,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
   }
 
   const test = (id: (typeof CONFORMANCE_TEST_IDS)[number], title: string, body: Body, o: TestOpts = {}) => {
+    if (options.blobs === 'only') return;
     const skipMsg = skip.has(id) ? `skipped by options.skip for ${name}` : o.needs ? o.needs : false;
     it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout: o.timeout ?? timeout }, async () => {
       let s: IStorage = await factory.create();
@@ -319,11 +326,13 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
   };
   /** A test that runs only when the storage under test is a blob storage (isBlobStorage). */
   const blobTest = (id: (typeof CONFORMANCE_TEST_IDS)[number], title: string, body: (s: IBlobStorage) => Promise<void | IStorage>, o: TestOpts = {}) => {
+    if (options.blobs === false) return;
     const skipMsg = skip.has(id) ? `skipped by options.skip for ${name}` : o.needs ? o.needs : false;
     it(`${id}: ${title}`, { skip: skipMsg, todo: o.todo, timeout: o.timeout ?? timeout }, async (t) => {
       let s: IStorage = await factory.create();
       try {
         if (!isBlobStorage(s)) {
+          assert.ok(options.blobs === undefined, `${name} was declared a blob storage but isBlobStorage() is false`);
           t.skip(`${name} is not a blob storage`);
           return;
         }
@@ -727,7 +736,7 @@ export function runConformanceSuite(name: string, factory: ConformanceFactory, o
       assert.deepEqual(await s.load(z64), { data: rec('c'), tid: tc });
     }, { timeout: Math.min(timeout, 10_000) });
 
-    it(`read-only: writes on a read-only storage raise ReadOnlyError (filestorage §16 #29; ZODB ReadOnlyError)`, {
+    if (options.blobs !== 'only') it(`read-only: writes on a read-only storage raise ReadOnlyError (filestorage §16 #29; ZODB ReadOnlyError)`, {
       skip: skip.has('read-only') ? `skipped by options.skip for ${name}` : factory.createReadOnly ? false : `${name} has no read-only factory`,
       timeout,
     }, async () => {
