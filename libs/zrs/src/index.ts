@@ -14,7 +14,7 @@ export { MessageTooLarge, SizedMessageDecoder, encodeSized, sizePrefix } from '.
 export { ProtocolError, decodeMessage, encodeB, encodeC, encodeS, encodeT, extensionBytes, extensionDict, type ZrsMessage, type TMessage, type SMessage, type BMessage, type CMessage } from './messages.ts';
 export { RunningChecksum } from './checksum.ts';
 export { BLOB_BLOCK, BLOB_FRAME_TAG, blobBlocks, blobToSend, streamBlob, blobStorageOf, removeStaleIncoming, IncomingBlob, NativeBlobReceiver, sendNativeBlob, isBlobFrame, encodeBlobBegin, blobChunkHeader, encodeBlobEnd, decodeBlobFrame, BlobFrameError, BlobSendError, type BlobFrame, type BlobToSend } from './blobs.ts';
-export { NATIVE_PROTOCOL, encodeFrame, decodeFrame, txnDigest, NativeProtocolError, encodeRawFrame, decodeRawFrame, rawDigest, type NativeFrame, type NativeTxn, type NativeRecord, type RawFrame } from './native.ts';
+export { NATIVE_PROTOCOL, encodeFrame, decodeFrame, encodeSizedAck, txnDigest, NativeProtocolError, encodeRawFrame, decodeRawFrame, rawDigest, type NativeFrame, type NativeTxn, type NativeRecord, type RawFrame } from './native.ts';
 export { RawSource, RawReceiver, produceRaw, rawHello, rawAgreed, isRawPayload, type RawSegment, type RawSourceOptions, type RawProducerContext, type RawReceiverOptions } from './raw.ts';
 export { FileIterator, TidTooHigh, IteratorError, ScanAborted, type ReplTransaction, type ReplRecord, type FileIteratorOptions } from './fsiterator.ts';
 export { Primary, DivergedError, asFileStorage, pyBytesRepr, type PrimaryOptions } from './primary.ts';

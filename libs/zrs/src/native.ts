@@ -14,9 +14,11 @@
  * frames: whole transactions as the bytes of its data file (`pos` = where they start in both
  * files, `count` transactions, the last one `last_tid`, SHA-1 of the bytes). The primary may
  * switch back to Txn frames at any time (after a pack); the secondary accepts both kinds.
+ * `ack_now` (set while a commit waits for acknowledgements, semi-sync) asks the secondary to make
+ * the segment durable and acknowledge it at once, without grouping it with later ones.
  * Raw frames are encoded and decoded by hand (no copy of the bytes beyond the one frame buffer).
  */
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import protobuf from 'protobufjs';
 import { p64, u64, type Oid, type Tid } from '@zeo-ts/storage';
 
@@ -29,7 +31,7 @@ message Record { bytes oid = 1; bytes tid = 2; bool has_data = 3; bytes data = 4
 message Txn { bytes tid = 1; string status = 2; bytes user = 3; bytes description = 4; bytes extension = 5; repeated Record records = 6; uint64 end_pos = 8; }
 message Hello { bytes last_tid = 1; bytes last_digest = 2; string name = 3; uint64 end_pos = 4; bool raw = 5; bytes last_raw_sha1 = 6; bool blobs = 7; }
 message Welcome { bytes last_tid = 1; string name = 2; bool raw = 3; }
-message Raw { uint64 pos = 1; bytes data = 2; bytes last_tid = 3; uint32 count = 4; bytes sha1 = 5; }
+message Raw { uint64 pos = 1; bytes data = 2; bytes last_tid = 3; uint32 count = 4; bytes sha1 = 5; bool ack_now = 6; }
 message Refuse { string reason = 1; string code = 2; }
 message Ack { bytes tid = 1; }
 message Frame { oneof kind { Hello hello = 1; Welcome welcome = 2; Refuse refuse = 3; bytes txn = 4; Ack ack = 5; Raw raw = 7; } bytes txn_md5 = 6; }
@@ -101,7 +103,7 @@ export function encodeFrame(f: NativeFrame): Buffer {
       msg = { welcome: { last_tid: p64(f.lastTid), name: f.name, raw: !!f.raw } };
       break;
     case 'raw':
-      return encodeRawFrame(f.pos, f.lastTid, f.count, f.data).subarray(4);
+      return encodeRawFrame(f.pos, f.lastTid, f.count, f.data, undefined, f.ackNow).subarray(4);
     case 'refuse':
       msg = { refuse: { reason: f.reason, code: f.code } };
       break;
@@ -133,6 +135,15 @@ export function encodeFrame(f: NativeFrame): Buffer {
 
 /** The 4 bytes before the tid in an encoded Ack frame: Frame field 5 (10 bytes), Ack field 1 (8 bytes). */
 const ACK_PREFIX = Buffer.from([(5 << 3) | 2, 10, (1 << 3) | 2, 8]);
+
+/** An Ack frame ready for the socket (size prefix included): one 16-byte buffer. */
+export function encodeSizedAck(tid: Tid): Buffer {
+  const b = Buffer.allocUnsafe(16);
+  b.writeUInt32BE(12, 0);
+  ACK_PREFIX.copy(b, 4);
+  b.writeBigUInt64BE(tid, 8);
+  return b;
+}
 
 export class NativeProtocolError extends Error {
   override name = 'NativeProtocolError';
@@ -195,6 +206,8 @@ export interface RawFrame {
   /** number of transactions in data */
   count: number;
   data: Buffer;
+  /** a commit waits for the acknowledgement: make it durable and acknowledge it now */
+  ackNow?: boolean;
 }
 
 /** Frame field 7 (Raw), length-delimited: the first byte of every Raw frame. */
@@ -216,21 +229,24 @@ function writeVarint(b: Buffer, o: number, v: number): number {
   return o;
 }
 
+/** one-shot crypto.hash (Node >= 20.12): no Hash object per digest, which costs more than the SHA-1 of a small segment */
+const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+
 /** SHA-1 of a raw segment (what a Raw frame carries; cheaper than MD5 on this hardware). */
 export function rawDigest(data: Buffer): Buffer {
-  return createHash('sha1').update(data).digest();
+  return oneShot ? oneShot('sha1', data, 'buffer') : createHash('sha1').update(data).digest();
 }
 
 /**
  * One Raw frame ready for the socket: the 4-byte size prefix, then the protobuf Frame { raw }.
  * `sha1` may be given when already computed.
  */
-export function encodeRawFrame(pos: number, lastTid: Tid, count: number, data: Buffer, sha1: Buffer = rawDigest(data)): Buffer {
+export function encodeRawFrame(pos: number, lastTid: Tid, count: number, data: Buffer, sha1: Buffer = rawDigest(data), ackNow = false): Buffer {
   if (!Number.isSafeInteger(pos) || pos < 0) throw new RangeError(`raw frame: bad position ${pos}`);
   if (!Number.isInteger(count) || count < 0 || count > 0xffffffff) throw new RangeError(`raw frame: bad count ${count}`);
   if (sha1.length !== 20) throw new RangeError('raw frame: sha1 must be 20 bytes');
-  // Raw body: pos (1), last_tid (3), count (4), sha1 (5), data (2, last so it is copied once)
-  const bodyLen = 1 + varintLength(pos) + 2 + 8 + 1 + varintLength(count) + 2 + 20 + 1 + varintLength(data.length) + data.length;
+  // Raw body: pos (1), last_tid (3), count (4), sha1 (5), ack_now (6, only when true), data (2, last so it is copied once)
+  const bodyLen = 1 + varintLength(pos) + 2 + 8 + 1 + varintLength(count) + 2 + 20 + (ackNow ? 2 : 0) + 1 + varintLength(data.length) + data.length;
   const total = 1 + varintLength(bodyLen) + bodyLen;
   const out = Buffer.allocUnsafe(4 + total);
   out.writeUInt32BE(total, 0);
@@ -249,6 +265,10 @@ export function encodeRawFrame(pos: number, lastTid: Tid, count: number, data: B
   out[o++] = 20;
   sha1.copy(out, o);
   o += 20;
+  if (ackNow) {
+    out[o++] = (6 << 3) | 0;
+    out[o++] = 1;
+  }
   out[o++] = (2 << 3) | 2;
   o = writeVarint(out, o, data.length);
   data.copy(out, o);
@@ -257,30 +277,39 @@ export function encodeRawFrame(pos: number, lastTid: Tid, count: number, data: B
   return out;
 }
 
-function readVarint(b: Buffer, o: number, end: number, what: string): [number, number] {
+/** where the last readVarint stopped (no tuple allocated per field on the hot path) */
+let varintEnd = 0;
+
+/** what a varint of Raw field `field` is, for errors (-1: the Frame's length) */
+const varintWhat = (field: number, isLength: boolean): string => (field < 0 ? 'frame length' : `field ${field}${isLength ? ' length' : ''}`);
+
+function readVarint(b: Buffer, o: number, end: number, field: number, isLength: boolean): number {
   let v = 0;
   let mul = 1;
   for (let i = 0; i < 8; i++) {
-    if (o >= end) throw new NativeProtocolError(`raw frame: truncated ${what}`);
+    if (o >= end) throw new NativeProtocolError(`raw frame: truncated ${varintWhat(field, isLength)}`);
     const c = b[o++]!;
     v += (c & 0x7f) * mul;
     if (c < 0x80) {
-      if (!Number.isSafeInteger(v)) throw new NativeProtocolError(`raw frame: ${what} out of range`);
-      return [v, o];
+      if (!Number.isSafeInteger(v)) throw new NativeProtocolError(`raw frame: ${varintWhat(field, isLength)} out of range`);
+      varintEnd = o;
+      return v;
     }
     mul *= 0x80;
   }
-  throw new NativeProtocolError(`raw frame: ${what} varint too long`);
+  throw new NativeProtocolError(`raw frame: ${varintWhat(field, isLength)} varint too long`);
 }
 
 /** Decode a Raw frame (the payload after the size prefix); its data is a view, not a copy. */
 export function decodeRawFrame(payload: Buffer): RawFrame {
   if (payload[0] !== RAW_TAG) throw new NativeProtocolError('not a raw frame');
-  const [bodyLen, start] = readVarint(payload, 1, payload.length, 'frame length');
+  const bodyLen = readVarint(payload, 1, payload.length, -1, false);
+  const start = varintEnd;
   const end = start + bodyLen;
   if (end !== payload.length) throw new NativeProtocolError(`raw frame: body of ${bodyLen} bytes in a ${payload.length}-byte frame`);
   let pos = -1;
   let count = -1;
+  let ackNow = false;
   let lastTid: Tid | null = null;
   let sha1: Buffer | null = null;
   let data: Buffer | null = null;
@@ -290,20 +319,21 @@ export function decodeRawFrame(payload: Buffer): RawFrame {
     const field = tag >> 3;
     const wire = tag & 7;
     if (wire === 0) {
-      const [v, n] = readVarint(payload, o, end, `field ${field}`);
-      o = n;
+      const v = readVarint(payload, o, end, field, false);
+      o = varintEnd;
       if (field === 1) pos = v;
       else if (field === 4) count = v;
+      else if (field === 6) ackNow = v !== 0;
     } else if (wire === 2) {
-      const [len, n] = readVarint(payload, o, end, `field ${field} length`);
+      const len = readVarint(payload, o, end, field, true);
+      const n = varintEnd;
       if (n + len > end) throw new NativeProtocolError(`raw frame: field ${field} runs past the frame`);
-      const v = payload.subarray(n, n + len);
       o = n + len;
-      if (field === 2) data = v;
+      if (field === 2) data = payload.subarray(n, o);
       else if (field === 3) {
         if (len !== 8) throw new NativeProtocolError('raw frame: last_tid must be 8 bytes');
-        lastTid = u64(v);
-      } else if (field === 5) sha1 = v;
+        lastTid = payload.readBigUInt64BE(n);
+      } else if (field === 5) sha1 = payload.subarray(n, o);
     } else {
       throw new NativeProtocolError(`raw frame: unexpected wire type ${wire} for field ${field}`);
     }
@@ -311,5 +341,5 @@ export function decodeRawFrame(payload: Buffer): RawFrame {
   if (o !== end) throw new NativeProtocolError('raw frame: too many fields');
   if (pos < 0 || count < 0 || lastTid === null || sha1 === null || data === null) throw new NativeProtocolError('raw frame: a field is missing');
   if (!rawDigest(data).equals(sha1)) throw new NativeProtocolError(`checksum mismatch in the raw segment at ${pos}`);
-  return { kind: 'raw', pos, lastTid, count, data };
+  return ackNow ? { kind: 'raw', pos, lastTid, count, data, ackNow } : { kind: 'raw', pos, lastTid, count, data };
 }

@@ -276,7 +276,8 @@ export class Primary implements IStorage {
    * when it is first made (tests: small segments).
    */
   rawSource(options?: RawSourceOptions): RawSource {
-    if (!this.rawSrc) this.rawSrc = new RawSource(this.storage, options);
+    // while commits wait for acknowledgements, secondaries must not delay them (ack_now)
+    if (!this.rawSrc) this.rawSrc = new RawSource(this.storage, { ackNow: () => this.ackQuorum > 0, ...options });
     return this.rawSrc;
   }
 

@@ -38,6 +38,8 @@ export interface RawSourceOptions {
   maxSegment?: number;
   /** encoded frames kept for other connections (bytes, default 32 MiB) */
   cacheBytes?: number;
+  /** true while commits wait for acknowledgements (semi-sync): frames then carry ack_now */
+  ackNow?: () => boolean;
 }
 
 function readFully(fd: number, buf: Buffer, len: number, pos: number): number {
@@ -58,6 +60,7 @@ export class RawSource {
   private cached = 0;
   readonly maxSegment: number;
   readonly cacheBytes: number;
+  private readonly ackNow: () => boolean;
   /** segments read from the file / served from the cache (tests, status) */
   reads = 0;
   hits = 0;
@@ -68,6 +71,7 @@ export class RawSource {
   ) {
     this.maxSegment = options.maxSegment ?? 4 << 20;
     this.cacheBytes = options.cacheBytes ?? 32 << 20;
+    this.ackNow = options.ackNow ?? (() => false);
   }
 
   /** raw mode is impossible for blob storages (blob files are not in the data file) */
@@ -150,7 +154,7 @@ export class RawSource {
       count++;
     }
     if (count === 0) throw new Error(`${this.fs.path}: no whole transaction at ${pos} (committed end ${committed})`);
-    const seg: RawSegment = { frame: encodeRawFrame(pos, lastTid, count, buf.subarray(0, off)), pos, end: pos + off, lastTid, count };
+    const seg: RawSegment = { frame: encodeRawFrame(pos, lastTid, count, buf.subarray(0, off), undefined, this.ackNow()), pos, end: pos + off, lastTid, count };
     this.reads++;
     this.cache.set(pos, seg);
     this.cached += seg.frame.length;
@@ -255,7 +259,12 @@ export function isRawPayload(m: Buffer): boolean {
 export interface RawReceiverOptions {
   /** appends wait for the running fdatasync once this many bytes are not durable (default 64 MiB) */
   syncBytes?: number;
-  /** at least this long between two fdatasyncs (ms, default 0): more transactions per fdatasync, a little more lag */
+  /**
+   * at least this long between two fdatasyncs (ms, default 1): under a steady stream of small
+   * commits more transactions share one fdatasync and one ack (less CPU on both sides) for at
+   * most this much more lag; a first commit after a quiet spell, and every frame marked ack_now
+   * (a commit waits for it, semi-sync), are made durable at once.
+   */
   syncDelayMs?: number;
 }
 
@@ -273,6 +282,10 @@ export class RawReceiver {
   private again = false;
   private readonly syncDelayMs: number;
   private lastSync = -Infinity;
+  /** a received frame asked for its acknowledgement now (ack_now) */
+  private urgent = false;
+  /** ends the wait before a delayed fdatasync early (an urgent frame arrived) */
+  private wake: (() => void) | null = null;
   /** a failed fdatasync: nothing more is acknowledged on this connection */
   failed: Error | null = null;
 
@@ -283,7 +296,8 @@ export class RawReceiver {
     options: RawReceiverOptions = {},
   ) {
     this.syncBytes = options.syncBytes ?? 64 << 20;
-    this.syncDelayMs = options.syncDelayMs ?? 0;
+    this.syncDelayMs = options.syncDelayMs ?? 1;
+    if (!(this.syncDelayMs >= 0 && this.syncDelayMs <= 60_000)) throw new RangeError(`RawReceiver: syncDelayMs must be 0..60000 ms, not ${options.syncDelayMs}`);
   }
 
   /**
@@ -304,6 +318,7 @@ export class RawReceiver {
         problem = e instanceof NativeProtocolError ? e.message : String(e);
         break;
       }
+      if (f.ackNow) this.urgent = true;
       const expect = this.fs.getSize();
       if (f.pos !== expect) {
         problem = `raw segment for position ${f.pos}, our file ends at ${expect}`;
@@ -331,13 +346,15 @@ export class RawReceiver {
     if (this.unsyncedTxns === 0 && unsyncedRawBytes(this.fs) === 0) return;
     if (this.flushing) {
       this.again = true;
+      if (this.urgent && this.wake) this.wake();
       return;
     }
     this.flushing = (async () => {
       try {
         for (let guard = 0; guard < Number.MAX_SAFE_INTEGER; guard++) {
-          const wait = this.lastSync + this.syncDelayMs - performance.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const wait = this.urgent ? 0 : this.lastSync + this.syncDelayMs - performance.now();
+          if (wait > 0) await this.sleep(wait);
+          this.urgent = false;
           this.again = false;
           const n = this.unsyncedTxns;
           this.unsyncedTxns = 0;
@@ -356,8 +373,24 @@ export class RawReceiver {
     })();
   }
 
+  /** wait `ms`, or less when an urgent frame arrives */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
   /** Make every appended transaction durable and reported (before a record transaction, or at the end). */
   async flush(): Promise<void> {
+    this.urgent = true; // nobody waits for a delay here
+    if (this.wake) this.wake();
     for (let guard = 0; guard < 1_000_000; guard++) {
       this.requestFlush();
       const f = this.flushing;

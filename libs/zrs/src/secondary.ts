@@ -27,7 +27,7 @@ import { RunningChecksum } from './checksum.ts';
 import { SizedMessageDecoder, encodeSized } from './framing.ts';
 import { decodeMessage, extensionBytes, ProtocolError, type BMessage, type SMessage } from './messages.ts';
 import { IncomingBlob, NativeBlobReceiver, blobStorageOf, decodeBlobFrame, isBlobFrame, removeStaleIncoming } from './blobs.ts';
-import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
+import { NATIVE_PROTOCOL, decodeFrame, encodeFrame, encodeSizedAck, txnDigest, type NativeTxn, type NativeRecord } from './native.ts';
 import { type ZrsAddress, addressRepr, connectArgs } from './address.ts';
 import type { IBlobStorage } from '@zeo-ts/storage';
 import { RawReceiver, isRawPayload, rawHello } from './raw.ts';
@@ -682,7 +682,7 @@ class ApplyConnection {
       case 'txn':
         await this.flushRaw();
         await this.applyNative(f.txn);
-        this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: f.txn.tid })));
+        this.sock.write(encodeSizedAck(f.txn.tid));
         this.progressed = true;
         this.sec.noteApplied();
         return;
@@ -722,7 +722,7 @@ class ApplyConnection {
 
   /** a group fdatasync completed (raw.ts): acknowledge its last tid once */
   private rawDurable(durable: number, ack: Tid): void {
-    if (!this.sock.destroyed) this.sock.write(encodeSized(encodeFrame({ kind: 'ack', tid: ack })));
+    if (!this.sock.destroyed) this.sock.write(encodeSizedAck(ack));
     this.progressed = true;
     for (let i = 0; i < durable; i++) this.sec.noteApplied();
   }

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { FileStorage, RawAppendError, appendRawTransactions, readPos } from '@zeo-ts/filestorage';
 import { TransactionMetaData, toHex, type IStorage, type Tid } from '@zeo-ts/storage';
 import { commit, makeRecord } from '@zeo-ts/storage/testing';
-import { Primary, Secondary, decodeFrame, encodeFrame, encodeRawFrame, isRawPayload } from '../src/index.ts';
+import { Primary, RawReceiver, Secondary, decodeFrame, encodeFrame, encodeRawFrame, encodeSized, encodeSizedAck, isRawPayload } from '../src/index.ts';
 import { FakePrimary, memoryLogger, tempDir, until } from './helpers.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -384,4 +384,58 @@ test('native record path, zrs §14 #30, #33: two secondaries without raw mode ge
   await primary.close();
   const p = readFileSync(join(d, 'p.fs'));
   for (const i of [0, 1]) assert.deepEqual(readFileSync(join(d, `s${i}.fs`)), p);
+});
+
+test('raw mode: Raw frames carry ack_now only when set; the sized Ack is the Ack frame with its size prefix', () => {
+  const data = Buffer.from('not parsed here');
+  const plain = encodeRawFrame(4, 9n, 1, data);
+  const urgent = encodeRawFrame(4, 9n, 1, data, undefined, true);
+  assert.equal(urgent.length, plain.length + 2);
+  assert.deepEqual(decodeFrame(plain.subarray(4)), { kind: 'raw', pos: 4, lastTid: 9n, count: 1, data });
+  assert.deepEqual(decodeFrame(urgent.subarray(4)), { kind: 'raw', pos: 4, lastTid: 9n, count: 1, data, ackNow: true });
+  assert.deepEqual(encodeFrame({ kind: 'raw', pos: 4, lastTid: 9n, count: 1, data, ackNow: true }), urgent.subarray(4));
+  assert.deepEqual(encodeSizedAck(0x0123456789abcdefn), encodeSized(encodeFrame({ kind: 'ack', tid: 0x0123456789abcdefn })));
+});
+
+test('raw mode (group durability): under a steady stream fdatasyncs are spaced by syncDelayMs; an ack_now frame, and flush(), are made durable and acknowledged at once', async () => {
+  const d = tempDir('zrs-raw-delay-');
+  const pfs = new FileStorage(join(d, 'p.fs'));
+  for (let i = 0; i < 4; i++) await commit(pfs, [{ oid: await pfs.new_oid(), serial: 0n, data: makeRecord({ state: { n: i } } as never) }]);
+  const tids: Tid[] = [];
+  for await (const t of pfs.iterator()) tids.push(t.tid);
+  await pfs.close();
+  const bytes = readFileSync(join(d, 'p.fs'));
+  const spans = txnSpans(bytes);
+  const frame = (i: number, ackNow = false) => encodeRawFrame(spans[i]![0], tids[i]!, 1, bytes.subarray(spans[i]![0], spans[i]![1]), undefined, ackNow).subarray(4);
+  const sfs = new FileStorage(join(d, 's.fs'));
+  const acks: Array<[number, Tid]> = [];
+  let durable: () => void = () => undefined;
+  const rx = new RawReceiver(sfs, memoryLogger().log, (n, tid) => {
+    acks.push([n, tid]);
+    durable();
+  }, { syncDelayMs: 60_000 });
+  const nextAck = () => new Promise<void>((r) => (durable = r));
+  // the first frame after a quiet spell: durable at once
+  let acked = nextAck();
+  assert.equal(await rx.apply([frame(0)]), null);
+  await acked;
+  assert.deepEqual(acks, [[1, tids[0]]]);
+  // the next one, right after an fdatasync, waits for the delay (a minute here): appended, not durable
+  assert.equal(await rx.apply([frame(1)]), null);
+  assert.equal(rx.pending, 1);
+  assert.equal(sfs.lastTransaction(), tids[0], 'not durable, so not published');
+  // a frame a commit waits for (semi-sync): it and the one before become durable without the delay
+  acked = nextAck();
+  assert.equal(await rx.apply([frame(2, true)]), null);
+  await acked;
+  assert.deepEqual(acks.at(-1), [2, tids[2]]);
+  assert.equal(sfs.lastTransaction(), tids[2]);
+  // flush() does not wait for the delay either
+  assert.equal(await rx.apply([frame(3)]), null);
+  assert.equal(rx.pending, 1);
+  await rx.flush();
+  assert.deepEqual(acks.at(-1), [1, tids[3]]);
+  assert.equal(sfs.lastTransaction(), tids[3]);
+  await sfs.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), bytes);
 });
