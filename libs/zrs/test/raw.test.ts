@@ -439,3 +439,41 @@ test('raw mode (group durability): under a steady stream fdatasyncs are spaced b
   await sfs.close();
   assert.deepEqual(readFileSync(join(d, 's.fs')), bytes);
 });
+
+test('raw mode, zrs §14 #30: under a steady stream the producer holds commits (sendDelayMs, at most sendBatch per frame): fewer frames, same bytes', async () => {
+  const d = tempDir('zrs-raw-hold-');
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log });
+  await primary.listening;
+  // a delay far longer than the test: frames go out when sendBatch commits wait (or after a quiet spell)
+  const source = primary.rawSource({ sendDelayMs: 1000, sendBatch: 3 });
+  const secondary = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', reconnectDelay: 0.05 });
+  await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: makeRecord() }]);
+  await caughtUp(primary, secondary);
+  const reads0 = source.reads;
+  for (let i = 0; i < 12; i++) await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: makeRecord({ state: { i } } as never) }]);
+  await caughtUp(primary, secondary);
+  assert.ok(source.reads - reads0 < 12, `12 commits in ${source.reads - reads0} frames`);
+  await secondary.close();
+  await primary.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
+});
+
+test('raw mode: with ack-quorum the producer holds nothing and frames carry ack_now, so semi-sync commits never wait for the delays', { timeout: 30_000 }, async () => {
+  const d = tempDir('zrs-raw-acknow-');
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log, ackTimeout: 60_000 });
+  await primary.listening;
+  // were either delay applied, 40 commits would take 40 s and fail the test's timeout
+  primary.rawSource({ sendDelayMs: 1000, sendBatch: 1000 });
+  const secondary = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', reconnectDelay: 0.05 });
+  await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: makeRecord() }]);
+  await caughtUp(primary, secondary);
+  await until(() => primary.ackedCount(primary.lastTransaction()) === 1, () => primary.changed(), 'the ack');
+  primary.ackQuorum = 1;
+  for (let i = 0; i < 40; i++) {
+    const tid = await commit(primary, [{ oid: await primary.new_oid(), serial: 0n, data: makeRecord({ state: { i } } as never) }]);
+    assert.ok(primary.ackedCount(tid) >= 1, 'acknowledged (durable on the secondary) when tpc_finish returns');
+  }
+  await secondary.close();
+  await primary.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
+});
