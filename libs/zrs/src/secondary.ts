@@ -256,8 +256,8 @@ export class Secondary implements IStorage {
   }
 
   /** @internal */
-  noteApplied(): void {
-    this.applied++;
+  noteApplied(transactions = 1): void {
+    this.applied += transactions;
     this.refused = null;
     this.signal();
   }
@@ -724,7 +724,7 @@ class ApplyConnection {
   private rawDurable(durable: number, ack: Tid): void {
     if (!this.sock.destroyed) this.sock.write(encodeSizedAck(ack));
     this.progressed = true;
-    for (let i = 0; i < durable; i++) this.sec.noteApplied();
+    this.sec.noteApplied(durable); // one wake-up for the whole durable group
   }
 
   /** make raw transactions appended so far durable (before a record transaction, or at the end) */
