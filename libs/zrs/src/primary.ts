@@ -47,6 +47,10 @@ export interface PrimaryOptions {
   ackTimeoutPolicy?: 'refuse' | 'async';
   /** socket buffer level above which a producer pauses (bytes, default 1 MiB) */
   highWaterMark?: number;
+  /** raw mode: hold a commit of a steady stream up to this long after the previous send (ms, default 1; 0 = send each commit at once; RawSourceOptions.sendDelayMs) */
+  rawSendDelayMs?: number;
+  /** raw mode: most commits held back by rawSendDelayMs (default 4; RawSourceOptions.sendBatch) */
+  rawSendBatch?: number;
 }
 
 export interface SecondaryLag {
@@ -91,6 +95,7 @@ export class Primary implements IStorage {
   ackTimeout: number;
   readonly ackTimeoutPolicy: 'refuse' | 'async';
   readonly highWaterMark: number;
+  private readonly rawDefaults: RawSourceOptions;
   /** true after a quorum timeout, until the quorum catches up again */
   ackDegraded = false;
   /** true after a quorum timeout with policy 'refuse': commits are refused */
@@ -112,6 +117,10 @@ export class Primary implements IStorage {
     this.ackTimeout = options.ackTimeout ?? 10000;
     this.ackTimeoutPolicy = options.ackTimeoutPolicy ?? 'refuse';
     this.highWaterMark = options.highWaterMark ?? 1 << 20;
+    this.rawDefaults = { ackNow: () => this.ackQuorum > 0 };
+    if (options.rawSendDelayMs !== undefined) this.rawDefaults.sendDelayMs = options.rawSendDelayMs;
+    if (options.rawSendBatch !== undefined) this.rawDefaults.sendBatch = options.rawSendBatch;
+    new RawSource(this.storage, this.rawDefaults).close(); // RangeError now for bad raw options (it opens nothing)
     this.log.info(`Opening ${this.storage.getName()} ${addressRepr(addr)}`);
     this.server = net.createServer((sock) => this.accept(sock));
     this.server.maxConnections = 1000;
@@ -277,7 +286,7 @@ export class Primary implements IStorage {
    */
   rawSource(options?: RawSourceOptions): RawSource {
     // while commits wait for acknowledgements, secondaries must not delay them (ack_now)
-    if (!this.rawSrc) this.rawSrc = new RawSource(this.storage, { ackNow: () => this.ackQuorum > 0, ...options });
+    if (!this.rawSrc) this.rawSrc = new RawSource(this.storage, { ...this.rawDefaults, ...options });
     return this.rawSrc;
   }
 

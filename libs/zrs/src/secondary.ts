@@ -52,6 +52,8 @@ export interface SecondaryOptions {
   maxQueuedBytes?: number;
   /** native channel: ask for raw mode (whole transactions as data-file bytes, raw.ts) when our file is positionally identical to the primary's (default true) */
   raw?: boolean;
+  /** raw mode: at least this long between two fdatasyncs under a steady stream (ms, default 1; 0 = sync each batch at once; see RawReceiverOptions.syncDelayMs) */
+  rawSyncDelayMs?: number;
 }
 
 export type SecondaryState = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
@@ -73,6 +75,8 @@ export class Secondary implements IStorage {
   private nativeRefused = false;
   private readonly maxQueuedBytes: number;
   private readonly rawEnabled: boolean;
+  /** @internal RawReceiver's syncDelayMs */
+  readonly rawSyncDelayMs: number | undefined;
   /** the last raw connection refused a segment: the next connection uses the record path */
   private rawOffOnce = false;
   /** raw segments refused so far (each one made a connection fall back to the record path) */
@@ -113,6 +117,7 @@ export class Secondary implements IStorage {
     this.nativeMode = options.native ?? 'auto';
     this.maxQueuedBytes = options.maxQueuedBytes ?? 8 << 20;
     this.rawEnabled = options.raw ?? true;
+    this.rawSyncDelayMs = options.rawSyncDelayMs;
     this.log.info(`Opening ${storage.getName()} ${addr === null ? 'None' : addressRepr(addr)}`);
     if (this.supportsBlobs()) {
       const stale = removeStaleIncoming(this.temporaryDirectory());
@@ -707,7 +712,7 @@ class ApplyConnection {
       batch.push(m);
     }
     if (this.queued <= this.sec.queueLimit / 2 && this.sock.isPaused()) this.sock.resume();
-    if (!this.rawRx) this.rawRx = new RawReceiver(this.sec.storage as FileStorage, this.sec.log, (n, tid) => this.rawDurable(n, tid));
+    if (!this.rawRx) this.rawRx = new RawReceiver(this.sec.storage as FileStorage, this.sec.log, (n, tid) => this.rawDurable(n, tid), this.sec.rawSyncDelayMs === undefined ? {} : { syncDelayMs: this.sec.rawSyncDelayMs });
     const refused = await this.rawRx.apply(batch);
     if (refused !== null) {
       await this.rawRx.flush(); // what came before the refused frame: durable and acknowledged

@@ -477,3 +477,19 @@ test('raw mode: with ack-quorum the producer holds nothing and frames carry ack_
   await primary.close();
   assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
 });
+
+test('raw mode: Primary rawSendDelayMs / rawSendBatch and Secondary rawSyncDelayMs (0: every commit sent and synced at once) replicate the same bytes; bad values are refused', async () => {
+  const d = tempDir('zrs-raw-opts-');
+  const x = new FileStorage(join(d, 'x.fs'));
+  assert.throws(() => new Primary(x, { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log, rawSendBatch: 0 }), RangeError);
+  await x.close();
+  const primary = new Primary(new FileStorage(join(d, 'p.fs')), { host: '127.0.0.1', port: 0 }, { logger: memoryLogger().log, rawSendDelayMs: 0, rawSendBatch: 1 });
+  await primary.listening;
+  assert.equal(primary.rawSource().sendDelayMs, 0);
+  const secondary = new Secondary(new FileStorage(join(d, 's.fs')), { host: '127.0.0.1', port: primary.port }, { logger: memoryLogger().log, native: 'always', reconnectDelay: 0.05, rawSyncDelayMs: 0 });
+  await history(primary, 12);
+  await caughtUp(primary, secondary);
+  await secondary.close();
+  await primary.close();
+  assert.deepEqual(readFileSync(join(d, 's.fs')), readFileSync(join(d, 'p.fs')));
+});
