@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConflictError, TransactionMetaData, type Oid, type Tid } from '@zeo-ts/storage';
-import { SyncGate, makeRecord } from '@zeo-ts/storage/testing';
+import { SyncGate, makeRecord, track } from '@zeo-ts/storage/testing';
 import { FileStorage } from '../src/index.ts';
 
 
@@ -25,21 +25,6 @@ async function voted(fs: FileStorage, oid: Oid, serial: Tid, value: string): Pro
   return txn;
 }
 
-/** Settle a promise into a tagged result without awaiting it now. */
-function track<T>(p: Promise<T>): { done: boolean; value?: T; error?: unknown; settled: Promise<void> } {
-  const r: { done: boolean; value?: T; error?: unknown; settled: Promise<void> } = { done: false, settled: Promise.resolve() };
-  r.settled = p.then(
-    (v) => {
-      r.done = true;
-      r.value = v;
-    },
-    (e) => {
-      r.done = true;
-      r.error = e;
-    },
-  );
-  return r;
-}
 
 test('group commit: finished transactions stay invisible until durable, share one fdatasync, and complete in tid order (filestorage §9.7, §16 #13, #15)', async () => {
   const gate = new SyncGate();

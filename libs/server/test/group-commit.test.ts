@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { FileStorage } from '@zeo-ts/filestorage';
-import { SyncGate } from '@zeo-ts/storage/testing';
+import { SyncGate, track as settle } from '@zeo-ts/storage/testing';
 import { StorageServer } from '../src/index.ts';
 import { PyListValue } from '../src/values.ts';
 import { CallError, TestClient, oid, rec, Z64, MAXTID } from './helpers.ts';
@@ -33,20 +33,6 @@ function begin(c: TestClient, id: number, stores: Array<[Buffer, Buffer, Buffer]
   for (const [o, serial, data] of stores) c.oneway('storea', o, serial, data, id);
 }
 
-function settle<T>(p: Promise<T>): { done: boolean; value?: T; error?: unknown; settled: Promise<void> } {
-  const r: { done: boolean; value?: T; error?: unknown; settled: Promise<void> } = { done: false, settled: Promise.resolve() };
-  r.settled = p.then(
-    (v) => {
-      r.done = true;
-      r.value = v;
-    },
-    (e) => {
-      r.done = true;
-      r.error = e;
-    },
-  );
-  return r;
-}
 
 /** index in c's output of the invalidation of tid, or of the reply to msgid */
 const invAt = (c: TestClient, tid: Buffer) => c.out.findIndex((o) => o.kind === 'call' && o.name === 'invalidateTransaction' && (o.args[0] as Buffer).equals(tid));

@@ -32,3 +32,27 @@ export class SyncGate {
     this.waiting.shift()!.reject(Object.assign(new Error(message), { code: 'EIO' }));
   }
 }
+
+/** A promise's outcome, observable without awaiting it (`settled` resolves once it is known). */
+export interface Tracked<T> {
+  done: boolean;
+  value?: T;
+  error?: unknown;
+  settled: Promise<void>;
+}
+
+/** Follow `p` so a test can check, at any point, whether it has settled and how. */
+export function track<T>(p: Promise<T>): Tracked<T> {
+  const r: Tracked<T> = { done: false, settled: Promise.resolve() };
+  r.settled = p.then(
+    (v) => {
+      r.done = true;
+      r.value = v;
+    },
+    (e) => {
+      r.done = true;
+      r.error = e;
+    },
+  );
+  return r;
+}
