@@ -7,6 +7,7 @@
  */
 import { ProtocolError } from './errors.ts';
 import { PyFloat, isWireMap, mapKeys, normInt, setKeyOrder, type WireMap, type WireValue } from './values.ts';
+import { ScratchWriter } from './scratch.ts';
 
 /** Deepest nesting accepted or produced (same limit as m5.ts). */
 const MAX_DEPTH = 100;
@@ -15,44 +16,22 @@ const I32_MIN = -0x80000000;
 const INDEX_KEY = /^(0|[1-9][0-9]{0,9})$/;
 
 /** Scratch buffers that grew beyond this are dropped after use. */
-const KEEP_SCRATCH_BYTES = 1024 * 1024;
 
 // ------------------------------------------------------------------------------------- writer
 
-export class M5Writer {
-  private buf: Buffer = Buffer.allocUnsafe(4096);
-  private len = 0;
-
+export class M5Writer extends ScratchWriter {
   /**
    * The msgpack document of `v` as a fresh Buffer (TypeError/RangeError for unencodable values).
    * With `framed`, the result starts with the 4-byte big-endian length of the document (§3).
    */
   encode(v: WireValue, framed = false): Buffer {
-    this.len = framed ? 4 : 0;
+    this.begin(framed);
     try {
-      this.ensure(4);
       this.value(v, 0);
-      if (framed) this.buf.writeUInt32BE(this.len - 4, 0);
-      const out = Buffer.allocUnsafe(this.len);
-      this.buf.copy(out, 0, 0, this.len);
-      return out;
+      return this.take(framed);
     } finally {
-      if (this.buf.length > KEEP_SCRATCH_BYTES) this.buf = Buffer.allocUnsafe(4096);
+      this.release();
     }
-  }
-
-  private ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const b = Buffer.allocUnsafe(size);
-    this.buf.copy(b, 0, 0, this.len);
-    this.buf = b;
-  }
-
-  private u8(x: number): void {
-    this.ensure(1);
-    this.buf[this.len++] = x;
   }
 
   private head8(t: number, x: number): void {

@@ -8,6 +8,7 @@
  * test). Pure: bytes in, values out.
  */
 import { PyFloat, isPyList, isWireMap, mapKeys, pyList, setKeyOrder, type WireMap, type WireValue } from './values.ts';
+import { ScratchWriter } from './scratch.ts';
 
 /** Nesting handled here; deeper values go to the general path (whose limit is 100). */
 const FAST_DEPTH = 64;
@@ -17,8 +18,6 @@ const FAST_CONTAINERS = 64;
 const FAST_STACK = 100_000;
 /** Python's batch size for APPENDS / SETITEMS. */
 const BATCHSIZE = 1000;
-const KEEP_SCRATCH_BYTES = 1024 * 1024;
-
 /** A UTF-16 surrogate without its partner. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -27,17 +26,14 @@ const GIVE_UP: unique symbol = Symbol('z5fast.giveUp');
 
 // ------------------------------------------------------------------------------------- writer
 
-export class Z5Writer {
-  private buf: Buffer = Buffer.allocUnsafe(4096);
-  private len = 0;
-
+export class Z5Writer extends ScratchWriter {
   /**
    * The pickle of the 4-tuple (msgid, flags, method, args), or undefined to use the general path.
    * With `framed`, the result starts with the 4-byte big-endian length of the pickle (§3): the
    * whole frame in one buffer.
    */
   encodeMessage(msgid: WireValue, flags: boolean | number, method: string, args: WireValue, framed = false): Buffer | undefined {
-    this.len = framed ? 4 : 0;
+    this.begin(framed);
     try {
       this.ensure(3);
       this.buf[this.len++] = 0x80; // PROTO 3
@@ -50,30 +46,18 @@ export class Z5Writer {
       this.ensure(2);
       this.buf[this.len++] = 0x74; // TUPLE
       this.buf[this.len++] = 0x2e; // STOP
-      if (framed) this.buf.writeUInt32BE(this.len - 4, 0);
-      const out = Buffer.allocUnsafe(this.len);
-      this.buf.copy(out, 0, 0, this.len);
-      return out;
+      return this.take(framed);
     } catch (e) {
       if (e === GIVE_UP) return undefined;
       throw e;
     } finally {
-      if (this.buf.length > KEEP_SCRATCH_BYTES) this.buf = Buffer.allocUnsafe(4096);
+      this.release();
     }
   }
 
-  private ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const b = Buffer.allocUnsafe(size);
-    this.buf.copy(b, 0, 0, this.len);
-    this.buf = b;
-  }
-
+  /** one opcode byte */
   private op(x: number): void {
-    this.ensure(1);
-    this.buf[this.len++] = x;
+    this.u8(x);
   }
 
   private value(v: unknown, depth: number): void {
