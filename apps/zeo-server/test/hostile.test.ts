@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RpcConnection, FrameDecoder, encodeFrame, codecFor, type EncodingLetter, type Message, type WireValue } from '@zeo-ts/wire';
 import { startRunzeo, tempDir, type Runzeo } from './helpers.ts';
+import { seededRandom as prng } from '@zeo-ts/storage/testing';
 
 const Z64 = Buffer.alloc(8);
 const MAXTID = Buffer.from('7fffffffffffffff', 'hex');
@@ -20,17 +21,6 @@ const RANDOM_CASES = 120;
 /** RSS growth tolerated across the whole barrage */
 const RSS_BOUND_MB = 96;
 
-/** A small deterministic PRNG (mulberry32) so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -10,17 +10,7 @@ import {
 } from '../src/index.ts';
 import { readM5 } from '../src/m5fast.ts';
 import { readZ5, Z5Writer } from '../src/z5fast.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '@zeo-ts/storage/testing';
 
 /** A canonical description: types, list/tuple, float/int, bytes and map key order all count. */
 function describe(v: unknown): string {

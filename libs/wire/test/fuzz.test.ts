@@ -6,24 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { vectorsSkip } from '@zeo-ts/storage/testing';
+import { seededRandom as rng, vectorsSkip } from '@zeo-ts/storage/testing';
 import {
   M5Codec, Z5Codec, ProtocolError, checkServerCallArity, SERVER_METHODS, frameHeader, encodeFrame, isErrorReply,
   type MessageCodec, type EncodingLetter, type WireValue,
 } from '../src/index.ts';
 import { startServer, connectClient, RawPeer } from './net-helpers.ts';
 import { payloadOf, zeo5Files } from './helpers.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PROBE_MSGID = 424242;
 const MAX_FRAME = 64 * 1024;
